@@ -169,9 +169,7 @@ pub async fn overwrite_and_repeated_keys(target: &dyn Target) {
         ok!(s.put_many(&[(b(b"k"), b(b"v1"))]).await);
         ok!(s.put_many(&[(b(b"k"), b(b"v2"))]).await);
         assert_eq!(ok!(s.get(&b(b"k")).await), Some(b(b"v2")));
-        ok!(s
-            .put_many(&[(b(b"r"), b(b"first")), (b(b"x"), b(b"x")), (b(b"r"), b(b"last"))])
-            .await);
+        ok!(s.put_many(&[(b(b"r"), b(b"first")), (b(b"x"), b(b"x")), (b(b"r"), b(b"last"))]).await);
         assert_eq!(ok!(s.get(&b(b"r")).await), Some(b(b"last")));
         assert_eq!(ok!(s.get(&b(b"x")).await), Some(b(b"x")));
     })

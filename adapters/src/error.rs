@@ -60,11 +60,7 @@ pub struct StoreError {
 impl StoreError {
     /// A new error of `kind` with a message that names what failed.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            message: message.into(),
-            source: None,
-        }
+        Self { kind, message: message.into(), source: None }
     }
 
     /// Attaches the underlying cause; its text is appended to the message so a single

@@ -3,9 +3,10 @@
 //! The table is `key bytea PRIMARY KEY, value bytea NOT NULL`, created if missing.
 //! Every key and value is bound as a parameter; the only text spliced into SQL is
 //! the schema and table name, and those are validated as plain identifiers and
-//! quoted. Bulk upserts use one of three statement shapes ([`UpsertMethod`]); the
-//! default is the one `augur-bench pg-upsert` measured fastest on our machines
-//! (see docs/RESULTS.md).
+//! quoted. Bulk upserts use one of three statement shapes ([`UpsertMethod`]);
+//! `augur-bench pg-upsert` measured UNNEST fastest for small values and multi-row
+//! VALUES for large ones, COPY never (see docs/RESULTS.md), so the default picks
+//! between the first two per statement.
 //!
 //! Reconnection is the pool's job: a connection that died with the server is
 //! discarded when it is next checked out, and new ones are opened on demand. Calls
@@ -33,9 +34,17 @@ const MAX_ROWS_PER_STATEMENT: usize = 10_000;
 /// gigantic message.
 const MAX_BYTES_PER_STATEMENT: usize = 32 << 20;
 
+/// Mean value size from which multi-row VALUES beats UNNEST (measured with
+/// `augur-bench pg-upsert`, see docs/RESULTS.md: UNNEST led up to 512 B, VALUES from
+/// 1 KiB).
+const VALUES_FROM_MEAN_BYTES: usize = 768;
+
 /// How `put_many` sends rows to the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UpsertMethod {
+    /// Per statement, UNNEST for small values and VALUES for large ones: the
+    /// fastest of the three at every measured size. The default.
+    Auto,
     /// `INSERT … SELECT FROM unnest($1::bytea[], $2::bytea[]) ON CONFLICT …`: one
     /// statement text for every batch size, so one cached prepared statement.
     Unnest,
@@ -50,11 +59,12 @@ impl FromStr for UpsertMethod {
     type Err = StoreError;
     fn from_str(s: &str) -> StoreResult<Self> {
         match s {
+            "auto" => Ok(Self::Auto),
             "unnest" => Ok(Self::Unnest),
             "values" => Ok(Self::Values),
             "copy" => Ok(Self::Copy),
             other => Err(StoreError::bad_request(format!(
-                "unknown upsert method {other:?} (expected unnest, values or copy)"
+                "unknown upsert method {other:?} (expected auto, unnest, values or copy)"
             ))),
         }
     }
@@ -93,7 +103,7 @@ impl PostgresBuilder {
         self.synchronous_commit = on;
         self
     }
-    /// Statement shape for bulk upserts (default [`UpsertMethod::Unnest`]).
+    /// Statement shape for bulk upserts (default [`UpsertMethod::Auto`]).
     pub fn upsert_method(mut self, method: UpsertMethod) -> Self {
         self.upsert = method;
         self
@@ -110,20 +120,13 @@ impl PostgresBuilder {
         let schema = validate_identifier("schema", &self.schema)?;
         let table = validate_identifier("table", &self.table)?;
         let mut config = tokio_postgres::Config::from_str(&self.url).map_err(|e| {
-            StoreError::bad_request("invalid PostgreSQL URL (expected postgres://user@host:port/db)")
-                .with_source(e)
+            StoreError::bad_request("invalid PostgreSQL URL (expected postgres://user@host:port/db)").with_source(e)
         })?;
         let commit = if self.synchronous_commit { "on" } else { "off" };
         config.options(format!("-c synchronous_commit={commit}"));
         config.application_name("augur");
         config.connect_timeout(self.connect_timeout);
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(self.pool_size)
             .runtime(Runtime::Tokio1)
@@ -202,7 +205,7 @@ impl PostgresStore {
             table: "augur_kv".into(),
             pool_size: 8,
             synchronous_commit: true,
-            upsert: UpsertMethod::Unnest,
+            upsert: UpsertMethod::Auto,
             connect_timeout: Duration::from_secs(5),
         }
     }
@@ -227,10 +230,8 @@ impl PostgresStore {
 
     async fn create_table(&self) -> StoreResult<()> {
         let client = self.client().await?;
-        let ddl = format!(
-            "CREATE TABLE IF NOT EXISTS {} (key bytea PRIMARY KEY, value bytea NOT NULL)",
-            self.qualified
-        );
+        let ddl =
+            format!("CREATE TABLE IF NOT EXISTS {} (key bytea PRIMARY KEY, value bytea NOT NULL)", self.qualified);
         match client.batch_execute(&ddl).await {
             Ok(()) => Ok(()),
             // Two processes creating the table at once: the loser sees a duplicate
@@ -247,23 +248,29 @@ impl PostgresStore {
         tx: &deadpool_postgres::Transaction<'_>,
         rows: &[(Bytes, Bytes)],
     ) -> Result<(), tokio_postgres::Error> {
-        match self.upsert {
-            UpsertMethod::Unnest => {
+        let method = match self.upsert {
+            UpsertMethod::Auto => {
+                let mean = rows.iter().map(|(_, v)| v.len()).sum::<usize>() / rows.len().max(1);
+                if mean < VALUES_FROM_MEAN_BYTES {
+                    UpsertMethod::Unnest
+                } else {
+                    UpsertMethod::Values
+                }
+            }
+            other => other,
+        };
+        match method {
+            UpsertMethod::Auto | UpsertMethod::Unnest => {
                 let keys: Vec<&[u8]> = rows.iter().map(|(k, _)| k.as_ref()).collect();
                 let values: Vec<&[u8]> = rows.iter().map(|(_, v)| v.as_ref()).collect();
                 let stmt = tx.prepare_cached(&self.sql.upsert_unnest).await?;
                 tx.execute(&stmt, &[&keys, &values]).await?;
             }
             UpsertMethod::Values => {
-                let slices: Vec<(&[u8], &[u8])> =
-                    rows.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
-                let params: Vec<&(dyn ToSql + Sync)> = slices
-                    .iter()
-                    .flat_map(|(k, v)| [k as &(dyn ToSql + Sync), v as &(dyn ToSql + Sync)])
-                    .collect();
-                let stmt = tx
-                    .prepare_cached(&Statements::upsert_values(&self.qualified, rows.len()))
-                    .await?;
+                let slices: Vec<(&[u8], &[u8])> = rows.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
+                let params: Vec<&(dyn ToSql + Sync)> =
+                    slices.iter().flat_map(|(k, v)| [k as &(dyn ToSql + Sync), v as &(dyn ToSql + Sync)]).collect();
+                let stmt = tx.prepare_cached(&Statements::upsert_values(&self.qualified, rows.len())).await?;
                 tx.execute(&stmt, &params).await?;
             }
             UpsertMethod::Copy => {
@@ -272,9 +279,7 @@ impl PostgresStore {
                      ON COMMIT DELETE ROWS",
                 )
                 .await?;
-                let sink = tx
-                    .copy_in("COPY augur_stage (key, value) FROM STDIN BINARY")
-                    .await?;
+                let sink = tx.copy_in("COPY augur_stage (key, value) FROM STDIN BINARY").await?;
                 let writer = BinaryCopyInWriter::new(sink, &[Type::BYTEA, Type::BYTEA]);
                 futures::pin_mut!(writer);
                 for (k, v) in rows {
@@ -331,17 +336,11 @@ impl Store for PostgresStore {
             return Ok(Vec::new());
         }
         let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(&self.sql.get)
-            .await
-            .map_err(|e| pg_error("get_many", e))?;
+        let stmt = client.prepare_cached(&self.sql.get).await.map_err(|e| pg_error("get_many", e))?;
         let mut found = std::collections::HashMap::with_capacity(keys.len());
         for chunk in keys.chunks(MAX_ROWS_PER_STATEMENT) {
             let params: Vec<&[u8]> = chunk.iter().map(|k| k.as_ref()).collect();
-            let rows = client
-                .query(&stmt, &[&params])
-                .await
-                .map_err(|e| pg_error("get_many", e))?;
+            let rows = client.query(&stmt, &[&params]).await.map_err(|e| pg_error("get_many", e))?;
             for row in rows {
                 let key: &[u8] = row.get(0);
                 let value: &[u8] = row.get(1);
@@ -370,21 +369,14 @@ impl Store for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(|e| pg_error("begin", e))?;
         for chunk in chunks(&rows) {
-            self.upsert_chunk(&tx, chunk)
-                .await
-                .map_err(|e| pg_error("put_many", e))?;
+            self.upsert_chunk(&tx, chunk).await.map_err(|e| pg_error("put_many", e))?;
         }
         if !deletes.is_empty() {
-            let stmt = tx
-                .prepare_cached(&self.sql.delete)
-                .await
-                .map_err(|e| pg_error("delete_many", e))?;
+            let stmt = tx.prepare_cached(&self.sql.delete).await.map_err(|e| pg_error("delete_many", e))?;
             let mut keys: Vec<&[u8]> = deletes.iter().map(|k| k.as_ref()).collect();
             keys.sort_unstable();
             for chunk in keys.chunks(MAX_ROWS_PER_STATEMENT) {
-                tx.execute(&stmt, &[&chunk])
-                    .await
-                    .map_err(|e| pg_error("delete_many", e))?;
+                tx.execute(&stmt, &[&chunk]).await.map_err(|e| pg_error("delete_many", e))?;
             }
         }
         tx.commit().await.map_err(|e| pg_error("commit", e))
@@ -392,11 +384,7 @@ impl Store for PostgresStore {
 
     async fn health(&self) -> StoreResult<()> {
         let client = self.client().await?;
-        client
-            .simple_query("SELECT 1")
-            .await
-            .map(|_| ())
-            .map_err(|e| pg_error("health check", e))
+        client.simple_query("SELECT 1").await.map(|_| ()).map_err(|e| pg_error("health check", e))
     }
 }
 
@@ -419,9 +407,7 @@ pub fn validate_identifier<'a>(what: &str, name: &'a str) -> StoreResult<&'a str
 fn pool_error(e: PoolError) -> StoreError {
     match e {
         PoolError::Backend(e) => pg_error("connect", e),
-        PoolError::Timeout(t) => {
-            StoreError::unavailable(format!("postgres: timed out ({t:?}) getting a connection"))
-        }
+        PoolError::Timeout(t) => StoreError::unavailable(format!("postgres: timed out ({t:?}) getting a connection")),
         other => StoreError::unavailable("postgres: no connection").with_source(other),
     }
 }
@@ -456,21 +442,19 @@ mod tests {
         assert!(validate_identifier("table", "augur_kv").is_ok());
         assert!(validate_identifier("table", "_T1").is_ok());
         for bad in ["", "1abc", "a-b", "a\"b", "a; DROP TABLE x", "é", &"a".repeat(64)] {
-            let err = validate_identifier("table", bad).unwrap_err();
+            let err = validate_identifier("table", bad).expect_err("must be rejected");
             assert_eq!(err.kind(), ErrorKind::BadRequest, "{bad:?}");
         }
     }
 
     #[test]
     fn chunks_respect_rows_and_bytes() {
-        let small: Vec<(Bytes, Bytes)> = (0..25_000u32)
-            .map(|i| (Bytes::from(i.to_be_bytes().to_vec()), Bytes::new()))
-            .collect();
+        let small: Vec<(Bytes, Bytes)> =
+            (0..25_000u32).map(|i| (Bytes::from(i.to_be_bytes().to_vec()), Bytes::new())).collect();
         let sizes: Vec<usize> = chunks(&small).map(|c| c.len()).collect();
         assert_eq!(sizes, vec![10_000, 10_000, 5_000]);
-        let big: Vec<(Bytes, Bytes)> = (0..20u32)
-            .map(|i| (Bytes::from(i.to_be_bytes().to_vec()), Bytes::from(vec![0u8; 4 << 20])))
-            .collect();
+        let big: Vec<(Bytes, Bytes)> =
+            (0..20u32).map(|i| (Bytes::from(i.to_be_bytes().to_vec()), Bytes::from(vec![0u8; 4 << 20]))).collect();
         let sizes: Vec<usize> = chunks(&big).map(|c| c.len()).collect();
         assert_eq!(sizes.iter().sum::<usize>(), 20);
         assert!(sizes.iter().all(|&n| n * (4 << 20) <= MAX_BYTES_PER_STATEMENT + (4 << 20)));

@@ -46,11 +46,7 @@ impl RocksDbBuilder {
     pub fn open(self) -> StoreResult<RocksDbStore> {
         let mut opts = Options::default();
         opts.create_if_missing(self.create_if_missing);
-        opts.increase_parallelism(
-            std::thread::available_parallelism()
-                .map(|n| n.get() as i32)
-                .unwrap_or(2),
-        );
+        opts.increase_parallelism(std::thread::available_parallelism().map(|n| n.get() as i32).unwrap_or(2));
         opts.set_compression_type(DBCompressionType::Lz4);
         opts.set_bottommost_compression_type(DBCompressionType::Zstd);
         // Big values (up to the proxy's bulk limit) go to the WAL and memtable as-is;
@@ -68,14 +64,7 @@ impl RocksDbBuilder {
         let db = DB::open(&opts, &self.path).map_err(|e| open_error(&self.path, e))?;
         let mut write_opts = WriteOptions::default();
         write_opts.set_sync(self.sync);
-        Ok(RocksDbStore {
-            inner: Arc::new(Inner {
-                db,
-                write_opts,
-                path: self.path,
-                sync: self.sync,
-            }),
-        })
+        Ok(RocksDbStore { inner: Arc::new(Inner { db, write_opts, path: self.path, sync: self.sync }) })
     }
 }
 
@@ -94,21 +83,14 @@ struct Inner {
 
 impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RocksDb")
-            .field("path", &self.path)
-            .field("sync", &self.sync)
-            .finish()
+        f.debug_struct("RocksDb").field("path", &self.path).field("sync", &self.sync).finish()
     }
 }
 
 impl RocksDbStore {
     /// Settings for a database at `path`, with `sync` on.
     pub fn builder(path: impl Into<PathBuf>) -> RocksDbBuilder {
-        RocksDbBuilder {
-            path: path.into(),
-            sync: true,
-            create_if_missing: true,
-        }
+        RocksDbBuilder { path: path.into(), sync: true, create_if_missing: true }
     }
 
     /// Opens (creating if needed) a synced database at `path`.
@@ -186,15 +168,11 @@ impl Store for RocksDbStore {
         for key in deletes {
             batch.delete(key);
         }
-        self.blocking("write", move |inner| inner.db.write_opt(batch, &inner.write_opts))
-            .await
+        self.blocking("write", move |inner| inner.db.write_opt(batch, &inner.write_opts)).await
     }
 
     async fn health(&self) -> StoreResult<()> {
-        self.blocking("health", |inner| {
-            inner.db.property_value("rocksdb.background-errors").map(|_| ())
-        })
-        .await
+        self.blocking("health", |inner| inner.db.property_value("rocksdb.background-errors").map(|_| ())).await
     }
 }
 

@@ -35,9 +35,7 @@ impl FromStr for StoreSpec {
         if s.starts_with("postgres://") || s.starts_with("postgresql://") {
             return Ok(Self::Postgres(s.to_string()));
         }
-        Err(StoreError::bad_request(format!(
-            "unknown store {s:?}: expected rocksdb:PATH or postgres:URL"
-        )))
+        Err(StoreError::bad_request(format!("unknown store {s:?}: expected rocksdb:PATH or postgres:URL")))
     }
 }
 
@@ -64,9 +62,13 @@ impl StoreSpec {
 
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
 pub fn redact_password(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else { return url.to_string() };
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
     let rest = &url[scheme_end + 3..];
-    let Some(at) = rest.find('@') else { return url.to_string() };
+    let Some(at) = rest.find('@') else {
+        return url.to_string();
+    };
     match rest[..at].find(':') {
         Some(colon) => format!("{}{}:***{}", &url[..scheme_end + 3], &rest[..colon], &rest[at..]),
         None => url.to_string(),

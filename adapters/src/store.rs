@@ -104,8 +104,7 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 /// Adapters whose bulk statements reject repeated keys (PostgreSQL's `ON CONFLICT`)
 /// use it to honour "last occurrence wins".
 pub fn last_occurrence_wins(entries: &[(Bytes, Bytes)]) -> Vec<(Bytes, Bytes)> {
-    let mut index: std::collections::HashMap<&Bytes, usize> =
-        std::collections::HashMap::with_capacity(entries.len());
+    let mut index: std::collections::HashMap<&Bytes, usize> = std::collections::HashMap::with_capacity(entries.len());
     let mut out: Vec<(Bytes, Bytes)> = Vec::with_capacity(entries.len());
     for (key, value) in entries {
         match index.get(key) {

@@ -17,7 +17,7 @@ use async_trait::async_trait;
 
 use crate::conformance::{Location, Target};
 use crate::error::StoreResult;
-use crate::postgres::PostgresStore;
+use crate::postgres::{PostgresStore, UpsertMethod};
 use crate::rocksdb::RocksDbStore;
 use crate::store::Store;
 
@@ -85,7 +85,8 @@ impl PgCluster {
     /// Runs `initdb` and starts the server. As root, both run as the `postgres`
     /// user (initdb refuses root).
     pub fn start() -> Result<Self, String> {
-        let bin = find_pg_bin().ok_or("no initdb/pg_ctl found (looked in pg_config --bindir, /usr/lib/postgresql/*/bin and PATH)")?;
+        let bin = find_pg_bin()
+            .ok_or("no initdb/pg_ctl found (looked in pg_config --bindir, /usr/lib/postgresql/*/bin and PATH)")?;
         let as_postgres_user = is_root();
         let dir = tempfile::Builder::new()
             .prefix("augur-pg-")
@@ -189,11 +190,7 @@ fn run(cmd: &mut Command) -> Result<(), String> {
 }
 
 fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
+    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
 }
 
 fn free_port() -> Result<u16, String> {
@@ -218,8 +215,7 @@ fn find_pg_bin() -> Option<PathBuf> {
             return Some(dir);
         }
     }
-    std::env::var_os("PATH")
-        .and_then(|paths| std::env::split_paths(&paths).find(|d| has(d)))
+    std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).find(|d| has(d)))
 }
 
 /// Conformance target: each location is a fresh RocksDB directory.
@@ -258,12 +254,18 @@ impl Location for RocksDbLocation {
 #[derive(Debug)]
 pub struct PostgresTarget {
     url: String,
+    method: UpsertMethod,
 }
 
 impl PostgresTarget {
-    /// A target on [`postgres_url`]'s server.
+    /// A target on [`postgres_url`]'s server, with the default upsert method.
     pub fn new() -> Self {
-        Self { url: postgres_url() }
+        Self::with_method(UpsertMethod::Auto)
+    }
+
+    /// A target whose stores upsert with `method`.
+    pub fn with_method(method: UpsertMethod) -> Self {
+        Self { url: postgres_url(), method }
     }
 }
 
@@ -276,19 +278,20 @@ impl Default for PostgresTarget {
 struct PostgresLocation {
     url: String,
     table: String,
+    method: UpsertMethod,
 }
 
 #[async_trait]
 impl Target for PostgresTarget {
     async fn new_location(&self) -> Box<dyn Location> {
-        Box::new(PostgresLocation { url: self.url.clone(), table: unique_table_name() })
+        Box::new(PostgresLocation { url: self.url.clone(), table: unique_table_name(), method: self.method })
     }
 }
 
 #[async_trait]
 impl Location for PostgresLocation {
     async fn open(&self) -> StoreResult<Arc<dyn Store>> {
-        Ok(Arc::new(PostgresStore::builder(&self.url).table(&self.table).open().await?))
+        Ok(Arc::new(PostgresStore::builder(&self.url).table(&self.table).upsert_method(self.method).open().await?))
     }
 
     async fn destroy(self: Box<Self>) {
@@ -302,10 +305,5 @@ impl Location for PostgresLocation {
 pub fn unique_table_name() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "augur_test_{}_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed),
-        rand::random::<u32>()
-    )
+    format!("augur_test_{}_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed), rand::random::<u32>())
 }

@@ -17,11 +17,8 @@ async fn survives_server_restart() {
         .await
         .expect("join")
         .unwrap_or_else(|e| panic!("cannot start a private PostgreSQL cluster: {e}"));
-    let store = PostgresStore::builder(cluster.url())
-        .connect_timeout(Duration::from_secs(2))
-        .open()
-        .await
-        .expect("open");
+    let store =
+        PostgresStore::builder(cluster.url()).connect_timeout(Duration::from_secs(2)).open().await.expect("open");
     let key = Bytes::from_static(b"survivor");
     store.put_many(&[(key.clone(), Bytes::from_static(b"before crash"))]).await.expect("put");
 

@@ -1,0 +1,256 @@
+//! `augur serve`: flags, the TOML config file, start-up and graceful shutdown.
+//!
+//! Every setting can come from a flag or from the file given with `--config`; a
+//! flag wins over the file, the file over the default. Keys in the file are the
+//! flag names with `_` for `-` (e.g. `cache_size = "1GiB"`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use augur_adapters::{PostgresStore, RocksDbStore, Store, StoreSpec};
+use augur_engine::server::{self, ServerConfig, Shutdown};
+use augur_engine::{parse_bytes, Engine, EngineConfig, EvictionKind, SyncPolicy};
+use clap::Args;
+use serde::Deserialize;
+
+/// Flags of `augur serve`. All optional so that the config file can supply them.
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// TOML file with any of these settings (flags override it).
+    #[arg(long, short = 'c')]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:6380].
+    #[arg(long)]
+    listen: Option<String>,
+    /// Backing store: rocksdb:PATH or postgres:URL [default: rocksdb:./augur-data/rocksdb].
+    #[arg(long)]
+    store: Option<String>,
+    /// Bytes of cached (clean) data, e.g. 256MiB [default: 256MiB].
+    #[arg(long)]
+    cache_size: Option<String>,
+    /// WAL fsync policy: always, everysec or no [default: everysec].
+    #[arg(long)]
+    durability: Option<String>,
+    /// WAL directory [default: ./augur-data/wal].
+    #[arg(long)]
+    wal_dir: Option<PathBuf>,
+    /// CPU tier eviction: moka or lru [default: moka].
+    #[arg(long)]
+    eviction: Option<String>,
+    /// Cache "absent" answers from the store [default: false].
+    #[arg(long)]
+    negative_cache: Option<bool>,
+    /// Bound on acknowledged-but-unflushed bytes [default: 256MiB].
+    #[arg(long)]
+    dirty_limit: Option<String>,
+    /// Milliseconds a write waits at the dirty bound before failing [default: 1000].
+    #[arg(long)]
+    dirty_wait_ms: Option<u64>,
+    /// Most entries per flush batch [default: 1024].
+    #[arg(long)]
+    flush_batch: Option<usize>,
+    /// Longest a dirty entry waits before a flush, in ms [default: 50].
+    #[arg(long)]
+    flush_delay_ms: Option<u64>,
+    /// Require clients to AUTH with this password.
+    #[arg(long)]
+    requirepass: Option<String>,
+    /// Maximum concurrent clients [default: 10000].
+    #[arg(long)]
+    max_clients: Option<usize>,
+    /// Largest accepted bulk string (key or value), e.g. 64MiB [default: 64MiB].
+    #[arg(long)]
+    max_bulk: Option<String>,
+    /// PostgreSQL table [default: augur_kv].
+    #[arg(long)]
+    pg_table: Option<String>,
+    /// fsync RocksDB's own WAL on each flush batch [default: true].
+    #[arg(long)]
+    rocksdb_sync: Option<bool>,
+}
+
+/// The same settings as read from the TOML file.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    store: Option<String>,
+    cache_size: Option<String>,
+    durability: Option<String>,
+    wal_dir: Option<PathBuf>,
+    eviction: Option<String>,
+    negative_cache: Option<bool>,
+    dirty_limit: Option<String>,
+    dirty_wait_ms: Option<u64>,
+    flush_batch: Option<usize>,
+    flush_delay_ms: Option<u64>,
+    requirepass: Option<String>,
+    max_clients: Option<usize>,
+    max_bulk: Option<String>,
+    pg_table: Option<String>,
+    rocksdb_sync: Option<bool>,
+}
+
+/// Settings after merging flags, file and defaults.
+#[derive(Debug)]
+struct Settings {
+    listen: String,
+    store: StoreSpec,
+    engine: EngineConfig,
+    server: ServerConfig,
+    pg_table: String,
+    rocksdb_sync: bool,
+}
+
+fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
+    let file: FileConfig = match &args.config {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+            toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    macro_rules! pick {
+        ($field:ident) => {
+            args.$field.or(file.$field)
+        };
+    }
+    let store: StoreSpec = pick!(store)
+        .unwrap_or_else(|| "rocksdb:./augur-data/rocksdb".into())
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--store: {e}"))?;
+    let mut engine = EngineConfig::new(pick!(wal_dir).unwrap_or_else(|| PathBuf::from("./augur-data/wal")));
+    if let Some(s) = pick!(cache_size) {
+        engine.cache_bytes = parse_bytes(&s).map_err(|e| anyhow::anyhow!("--cache-size: {e}"))?;
+    }
+    if let Some(s) = pick!(durability) {
+        engine.sync = s.parse::<SyncPolicy>().map_err(|e| anyhow::anyhow!("--durability: {e}"))?;
+    }
+    if let Some(s) = pick!(eviction) {
+        engine.eviction = s.parse::<EvictionKind>().map_err(|e| anyhow::anyhow!("--eviction: {e}"))?;
+    }
+    if let Some(b) = pick!(negative_cache) {
+        engine.negative_cache = b;
+    }
+    if let Some(s) = pick!(dirty_limit) {
+        engine.dirty_limit_bytes = parse_bytes(&s).map_err(|e| anyhow::anyhow!("--dirty-limit: {e}"))?;
+    }
+    if let Some(ms) = pick!(dirty_wait_ms) {
+        engine.dirty_wait = Duration::from_millis(ms);
+    }
+    if let Some(n) = pick!(flush_batch) {
+        if n == 0 {
+            bail!("--flush-batch must be at least 1");
+        }
+        engine.flush_batch_entries = n;
+    }
+    if let Some(ms) = pick!(flush_delay_ms) {
+        engine.flush_delay = Duration::from_millis(ms.max(1));
+    }
+    let mut server = ServerConfig::default();
+    if let Some(p) = pick!(requirepass) {
+        server.requirepass = Some(p);
+    }
+    if let Some(n) = pick!(max_clients) {
+        server.max_clients = n;
+    }
+    if let Some(s) = pick!(max_bulk) {
+        server.max_bulk_len = parse_bytes(&s).map_err(|e| anyhow::anyhow!("--max-bulk: {e}"))? as usize;
+    }
+    Ok(Settings {
+        listen: pick!(listen).unwrap_or_else(|| "127.0.0.1:6380".into()),
+        store,
+        engine,
+        server,
+        pg_table: pick!(pg_table).unwrap_or_else(|| "augur_kv".into()),
+        rocksdb_sync: pick!(rocksdb_sync).unwrap_or(true),
+    })
+}
+
+async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match &settings.store {
+        StoreSpec::RocksDb(path) => Arc::new(RocksDbStore::builder(path.clone()).sync(settings.rocksdb_sync).open()?),
+        StoreSpec::Postgres(url) => Arc::new(PostgresStore::builder(url).table(&settings.pg_table).open().await?),
+    })
+}
+
+/// Runs the server until SIGTERM, SIGINT or SHUTDOWN, then flushes and exits.
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    super::init_logging();
+    let settings = resolve(args)?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
+    runtime.block_on(serve(settings))
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let store = open_store(&settings).await.with_context(|| format!("cannot open store {}", settings.store))?;
+    tracing::info!(store = %settings.store, durability = %store.durability(), "store open");
+    let engine = Engine::open(settings.engine.clone(), store).await.context("cannot start the engine")?;
+    let listener = tokio::net::TcpListener::bind(&settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    tracing::info!(
+        listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        wal = %settings.engine.wal_dir.display(),
+        durability = %settings.engine.sync,
+        cache_bytes = settings.engine.cache_bytes,
+        "augur is ready; try: redis-cli -p {} SET hello world",
+        listener.local_addr().map(|a| a.port()).unwrap_or(6380)
+    );
+    let shutdown = Shutdown::new();
+    spawn_signal_handler(shutdown.clone());
+    server::run(listener, engine.clone(), settings.server, shutdown).await.context("server failed")?;
+    tracing::info!("shutting down: flushing dirty data to the store");
+    engine.shutdown().await.context("shutdown incomplete (acknowledged writes remain safe in the WAL)")?;
+    tracing::info!("bye");
+    Ok(())
+}
+
+fn spawn_signal_handler(shutdown: Shutdown) {
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+            tracing::error!("cannot install signal handlers; use SHUTDOWN to stop");
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+        shutdown.trigger();
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_and_defaults_apply() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("augur.toml");
+        std::fs::write(&path, "cache_size = \"1GiB\"\ndurability = \"always\"\nlisten = \"127.0.0.1:7000\"\n")
+            .expect("write");
+        let args = ServeArgs { config: Some(path), durability: Some("no".into()), ..Default::default() };
+        let s = resolve(args).expect("resolves");
+        assert_eq!(s.engine.cache_bytes, 1 << 30);
+        assert_eq!(s.engine.sync, SyncPolicy::No, "flag wins over file");
+        assert_eq!(s.listen, "127.0.0.1:7000");
+        assert_eq!(s.store, StoreSpec::RocksDb("./augur-data/rocksdb".into()));
+    }
+
+    #[test]
+    fn bad_settings_are_reported() {
+        let bad = |args: ServeArgs| resolve(args).expect_err("must fail").to_string();
+        assert!(bad(ServeArgs { durability: Some("maybe".into()), ..Default::default() }).contains("--durability"));
+        assert!(bad(ServeArgs { store: Some("mysql:x".into()), ..Default::default() }).contains("--store"));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "no_such_key = 1\n").expect("write");
+        assert!(bad(ServeArgs { config: Some(path), ..Default::default() }).contains("invalid config file"));
+    }
+}

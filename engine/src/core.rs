@@ -1,0 +1,434 @@
+//! The read and write paths behind [`Engine`](crate::Engine).
+//!
+//! # Ordering rules (why the locks are where they are)
+//! - One lock, the dirty set's, orders every write: the WAL append (which hands out
+//!   the sequence number) and the dirty insert happen inside it, so the dirty set
+//!   always holds each key's newest acknowledged value and the flusher's watermark
+//!   never passes a record that is in the WAL but not yet in the dirty set.
+//! - A store read must never cache a value older than a write that raced it. Each
+//!   write bumps a per-shard epoch inside the dirty lock; a read snapshots the epoch
+//!   of its key's shard before looking in memory and, when the store answers,
+//!   caches the answer only if the epoch did not move, checking and inserting under
+//!   the dirty lock. A write that lands after that check is dirty, shadows the
+//!   cached value, and replaces it when flushed.
+//! - Concurrent misses on one key share one store read (single-flight): the first
+//!   registers the key in an in-flight map, later ones wait for its answer. The read
+//!   runs in its own task so a client that disconnects cannot strand the waiters.
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use augur_adapters::{ErrorKind, Store, StoreError};
+use bytes::Bytes;
+use tokio::sync::{watch, Notify};
+
+use crate::config::{EngineConfig, EvictionKind};
+use crate::dirty::{weight, DirtySet, DirtyState};
+use crate::engine::{SetCondition, SetOutcome, WriteTicket};
+use crate::error::{EngineError, EngineResult};
+use crate::stats::{Counters, EngineStats};
+use crate::tier::{Cached, EntryState, Lru, MokaTier, PolicyTier, Tier, TierEntry};
+use crate::wal::Wal;
+
+const SHARDS: usize = 1024;
+
+/// A store read's answer as shared with waiters: the error is kept as kind and text
+/// because `StoreError` is not `Clone`.
+type SharedRead = Result<Option<Bytes>, (ErrorKind, String)>;
+type ReadResult = Option<SharedRead>;
+/// One shard of the in-flight map: key → the read others may join.
+type InflightShard = Mutex<HashMap<Bytes, Arc<PendingRead>>>;
+/// Keys a leader reads for everyone, with the epoch each read started from.
+type LeadReads = Vec<(Bytes, u64, Arc<PendingRead>)>;
+
+/// One in-flight store read that other readers of the same key wait on.
+#[derive(Debug)]
+struct PendingRead {
+    result: watch::Sender<ReadResult>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Core {
+    pub(crate) config: EngineConfig,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) tier: Arc<dyn Tier>,
+    pub(crate) dirty: DirtySet,
+    pub(crate) wal: Arc<Wal>,
+    pub(crate) counters: Counters,
+    /// Per-shard write counters; see the module docs.
+    epochs: Box<[AtomicU64]>,
+    inflight: Box<[InflightShard]>,
+    hasher: std::collections::hash_map::RandomState,
+    pub(crate) flush_wake: Arc<Notify>,
+    /// Serialises flush rounds: two rounds in parallel could write a key's older
+    /// value after its newer one.
+    pub(crate) flush_round: tokio::sync::Mutex<()>,
+    shutting_down: AtomicBool,
+    shutdown_done: tokio::sync::Mutex<bool>,
+}
+
+impl Core {
+    pub(crate) async fn open(config: EngineConfig, store: Arc<dyn Store>) -> EngineResult<Arc<Core>> {
+        let tier: Arc<dyn Tier> = match config.eviction {
+            EvictionKind::Moka => Arc::new(MokaTier::new(config.cache_bytes)),
+            EvictionKind::Lru => Arc::new(PolicyTier::new(Lru::new(), config.cache_bytes)),
+        };
+        let dirty = DirtySet::new(config.dirty_limit_bytes);
+        let started = std::time::Instant::now();
+        let (wal, replayed) = {
+            let mut state = dirty.lock();
+            Wal::open(&config.wal_dir, config.sync, config.wal_segment_bytes, |seq, (key, value)| {
+                state.insert(key, seq, value)
+            })?
+        };
+        let (keys, bytes) = dirty.usage();
+        if replayed.records > 0 || replayed.truncated_bytes > 0 {
+            tracing::info!(
+                records = replayed.records,
+                keys,
+                bytes,
+                truncated_bytes = replayed.truncated_bytes,
+                last_seq = replayed.last_seq,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "replayed the write-ahead log; flushing the replayed writes to the store"
+            );
+        }
+        let core = Arc::new(Core {
+            store,
+            tier,
+            dirty,
+            wal,
+            counters: Counters::default(),
+            epochs: (0..SHARDS).map(|_| AtomicU64::new(0)).collect(),
+            inflight: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: std::collections::hash_map::RandomState::new(),
+            flush_wake: Arc::new(Notify::new()),
+            flush_round: tokio::sync::Mutex::new(()),
+            shutting_down: AtomicBool::new(false),
+            shutdown_done: tokio::sync::Mutex::new(false),
+            config,
+        });
+        crate::flusher::spawn(Arc::downgrade(&core), Arc::clone(&core.flush_wake), core.config.flush_delay);
+        if keys > 0 {
+            core.flush_wake.notify_one();
+        }
+        Ok(core)
+    }
+
+    fn shard(&self, key: &Bytes) -> usize {
+        (self.hasher.hash_one(key) as usize) % SHARDS
+    }
+
+    /// The answer memory holds for `key`: `Some(value)` (value `None` = known absent),
+    /// or `None` when the store must be asked.
+    fn lookup_memory(&self, key: &Bytes) -> Option<Option<Bytes>> {
+        if let Some(entry) = self.dirty.lock().get(key) {
+            return Some(entry.value.clone());
+        }
+        let entry = self.tier.get(key)?;
+        if entry.state == EntryState::Prefetched {
+            Counters::add(&self.counters.prefetch_hits, 1);
+            self.tier.insert(key.clone(), TierEntry { value: entry.value.clone(), state: EntryState::Clean });
+        }
+        match entry.value {
+            Cached::Present(v) => Some(Some(v)),
+            Cached::Absent => {
+                Counters::add(&self.counters.negative_hits, 1);
+                Some(None)
+            }
+        }
+    }
+
+    pub(crate) async fn get_many(self: &Arc<Self>, keys: &[Bytes]) -> EngineResult<Vec<Option<Bytes>>> {
+        let mut out: Vec<Option<Bytes>> = vec![None; keys.len()];
+        let mut missing = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            let epoch = self.epochs[self.shard(key)].load(Ordering::SeqCst);
+            match self.lookup_memory(key) {
+                Some(value) => out[i] = value,
+                None => missing.push((i, epoch)),
+            }
+        }
+        Counters::add(&self.counters.hits, (keys.len() - missing.len()) as u64);
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        Counters::add(&self.counters.misses, missing.len() as u64);
+
+        let mut lead: LeadReads = Vec::new();
+        let mut waits: Vec<(usize, watch::Receiver<ReadResult>)> = Vec::with_capacity(missing.len());
+        for (i, epoch) in missing {
+            let key = &keys[i];
+            let mut shard = lock(&self.inflight[self.shard(key)]);
+            if let Some(pending) = shard.get(key) {
+                Counters::add(&self.counters.coalesced_reads, 1);
+                waits.push((i, pending.result.subscribe()));
+                continue;
+            }
+            let (tx, rx) = watch::channel(None);
+            let pending = Arc::new(PendingRead { result: tx });
+            shard.insert(key.clone(), Arc::clone(&pending));
+            lead.push((key.clone(), epoch, pending));
+            waits.push((i, rx));
+        }
+        if !lead.is_empty() {
+            // A separate task: if this request is cancelled, the read still
+            // completes and wakes everyone waiting on it.
+            let core = Arc::clone(self);
+            tokio::spawn(async move { core.read_through(lead).await });
+        }
+        for (i, mut rx) in waits {
+            let result = rx
+                .wait_for(Option::is_some)
+                .await
+                .map_err(|_| EngineError::Store(StoreError::new(ErrorKind::Other, "store read abandoned")))?;
+            match result.as_ref() {
+                Some(Ok(value)) => out[i] = value.clone(),
+                Some(Err((kind, message))) => return Err(EngineError::Store(StoreError::new(*kind, message.clone()))),
+                None => {}
+            }
+        }
+        Ok(out)
+    }
+
+    async fn read_through(&self, lead: LeadReads) {
+        let keys: Vec<Bytes> = lead.iter().map(|(k, _, _)| k.clone()).collect();
+        Counters::add(&self.counters.store_reads, keys.len() as u64);
+        let result = self.store.get_many(&keys).await;
+        if result.is_err() {
+            Counters::add(&self.counters.store_read_errors, 1);
+        }
+        {
+            // Cache under the dirty lock so no write or flush completion interleaves
+            // between the epoch check and the insert.
+            let _writes = self.dirty.lock();
+            if let Ok(values) = &result {
+                for ((key, epoch, _), value) in lead.iter().zip(values) {
+                    if self.epochs[self.shard(key)].load(Ordering::SeqCst) != *epoch {
+                        Counters::add(&self.counters.stale_reads_dropped, 1);
+                    } else if value.is_some() || self.config.negative_cache {
+                        self.tier.insert(key.clone(), TierEntry::clean(value.clone()));
+                    }
+                }
+            }
+        }
+        for (j, (key, _, pending)) in lead.iter().enumerate() {
+            lock(&self.inflight[self.shard(key)]).remove(key);
+            let slot = match &result {
+                Ok(values) => Ok(values.get(j).cloned().flatten()),
+                Err(e) => Err((e.kind(), e.message().to_string())),
+            };
+            pending.result.send_replace(Some(slot));
+        }
+    }
+
+    /// Appends `entries` to the WAL and publishes them as dirty, in one critical
+    /// section (see the module docs). Returns the last sequence number.
+    fn append_locked(&self, state: &mut DirtyState, entries: &[(Bytes, Option<Bytes>)]) -> EngineResult<u64> {
+        let n = entries.len() as u64;
+        self.wal.append(entries, |first| {
+            for (i, (key, value)) in entries.iter().enumerate() {
+                state.insert(key.clone(), first + i as u64, value.clone());
+                self.epochs[self.shard(key)].fetch_add(1, Ordering::SeqCst);
+            }
+            first + n - 1
+        })
+    }
+
+    async fn admit(&self, entries: &[(Bytes, Option<Bytes>)]) -> EngineResult<()> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Err(EngineError::ShuttingDown);
+        }
+        let size: u64 = entries.iter().map(|(k, v)| weight(k, v)).sum();
+        let limit = self.dirty.limit();
+        if size > limit {
+            return Err(EngineError::TooLarge { size, limit });
+        }
+        let started = std::time::Instant::now();
+        if let Err(dirty_bytes) = self.dirty.wait_for_room(size, self.config.dirty_wait).await {
+            Counters::add(&self.counters.dirty_bound_rejections, 1);
+            return Err(EngineError::DirtyBound {
+                dirty_bytes,
+                limit,
+                waited_ms: started.elapsed().as_millis() as u64,
+            });
+        }
+        Ok(())
+    }
+
+    fn after_write(&self, entries: &[(Bytes, Option<Bytes>)], last_seq: u64) -> WriteTicket {
+        let mut deletes = 0;
+        for (key, value) in entries {
+            // The dirty entry shadows any cached copy; dropping it frees memory now.
+            self.tier.remove(key);
+            deletes += u64::from(value.is_none());
+        }
+        Counters::add(&self.counters.writes, entries.len() as u64 - deletes);
+        Counters::add(&self.counters.deletes, deletes);
+        if self.dirty.usage().0 as usize >= self.config.flush_batch_entries {
+            self.flush_wake.notify_one();
+        }
+        WriteTicket { seq: last_seq, wal: Some(Arc::clone(&self.wal)) }
+    }
+
+    pub(crate) async fn write(&self, entries: Vec<(Bytes, Option<Bytes>)>) -> EngineResult<WriteTicket> {
+        if entries.is_empty() {
+            return Ok(WriteTicket::none());
+        }
+        self.admit(&entries).await?;
+        let last_seq = {
+            let mut state = self.dirty.lock();
+            self.append_locked(&mut state, &entries)?
+        };
+        Ok(self.after_write(&entries, last_seq))
+    }
+
+    pub(crate) async fn set_conditional(
+        self: &Arc<Self>,
+        key: Bytes,
+        value: Bytes,
+        condition: SetCondition,
+    ) -> EngineResult<SetOutcome> {
+        let entries = vec![(key.clone(), Some(value))];
+        self.admit(&entries).await?;
+        // Ask the store first when memory has no answer, then decide and write in
+        // one critical section, preferring whatever memory holds by then (a write
+        // that raced the store read is in the dirty set and is newer).
+        let fetched = match self.lookup_memory(&key) {
+            Some(v) => v,
+            None => self.get_many(std::slice::from_ref(&key)).await?.pop().flatten(),
+        };
+        let (outcome, last_seq) = {
+            let mut state = self.dirty.lock();
+            let previous = match state.get(&key) {
+                Some(entry) => entry.value.clone(),
+                None => match self.tier.get(&key).map(|e| e.value) {
+                    Some(Cached::Present(v)) => Some(v),
+                    Some(Cached::Absent) => None,
+                    None => fetched,
+                },
+            };
+            let write = match condition {
+                SetCondition::Always => true,
+                SetCondition::IfAbsent => previous.is_none(),
+                SetCondition::IfPresent => previous.is_some(),
+            };
+            if !write {
+                return Ok(SetOutcome { written: false, previous, ticket: WriteTicket::none() });
+            }
+            let last_seq = self.append_locked(&mut state, &entries)?;
+            (previous, last_seq)
+        };
+        Ok(SetOutcome { written: true, previous: outcome, ticket: self.after_write(&entries, last_seq) })
+    }
+
+    pub(crate) async fn delete_many(self: &Arc<Self>, mut keys: Vec<Bytes>) -> EngineResult<(u64, WriteTicket)> {
+        keys.sort_unstable();
+        keys.dedup();
+        let existing = self.get_many(&keys).await?;
+        let tombstones: Vec<(Bytes, Option<Bytes>)> =
+            keys.into_iter().zip(existing).filter(|(_, v)| v.is_some()).map(|(k, _)| (k, None)).collect();
+        let count = tombstones.len() as u64;
+        Ok((count, self.write(tombstones).await?))
+    }
+
+    pub(crate) fn memory_keys(&self) -> u64 {
+        self.tier.len() + self.dirty.usage().0
+    }
+
+    pub(crate) fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    pub(crate) fn stats(&self) -> EngineStats {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let (dirty_keys, dirty_bytes) = self.dirty.usage();
+        let (wal_segments, wal_bytes) = self.wal.disk_usage();
+        EngineStats {
+            hits: get(&c.hits),
+            misses: get(&c.misses),
+            negative_hits: get(&c.negative_hits),
+            store_reads: get(&c.store_reads),
+            store_read_errors: get(&c.store_read_errors),
+            coalesced_reads: get(&c.coalesced_reads),
+            stale_reads_dropped: get(&c.stale_reads_dropped),
+            writes: get(&c.writes),
+            deletes: get(&c.deletes),
+            flushed_entries: get(&c.flushed_entries),
+            flush_batches: get(&c.flush_batches),
+            flush_errors: get(&c.flush_errors),
+            dirty_bound_rejections: get(&c.dirty_bound_rejections),
+            prefetch_hits: get(&c.prefetch_hits),
+            cached_keys: self.tier.len(),
+            cached_bytes: self.tier.weighted_bytes(),
+            cache_capacity: self.tier.capacity(),
+            dirty_keys,
+            dirty_bytes,
+            dirty_limit: self.dirty.limit(),
+            wal_last_seq: self.wal.next_seq() - 1,
+            wal_durable_seq: self.wal.durable_seq(),
+            wal_segments,
+            wal_bytes,
+            store_watermark: self.dirty.watermark(self.wal.next_seq()),
+            sync_policy: self.config.sync.to_string(),
+            store: self.store.name().to_string(),
+            store_durability: self.store.durability().to_string(),
+            eviction: self.tier.name().to_string(),
+            wal_error: self.wal.failure(),
+        }
+    }
+
+    /// Flushes until nothing is dirty, retrying store errors until `deadline`.
+    pub(crate) async fn flush_all_until(&self, deadline: Duration) -> EngineResult<()> {
+        let until = tokio::time::Instant::now() + deadline;
+        let mut backoff = Duration::from_millis(50);
+        while self.dirty.usage().0 > 0 {
+            match self.flush_once().await {
+                Ok(_) => backoff = Duration::from_millis(50),
+                Err(e) if tokio::time::Instant::now() + backoff < until => {
+                    tracing::warn!(error = %e, "flush failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => return Err(EngineError::Store(e)),
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn flush_all(&self) -> EngineResult<()> {
+        self.flush_all_until(self.config.shutdown_flush_timeout).await
+    }
+
+    pub(crate) async fn shutdown(&self) -> EngineResult<()> {
+        let mut done = self.shutdown_done.lock().await;
+        if *done {
+            return Ok(());
+        }
+        self.shutting_down.store(true, Ordering::SeqCst);
+        let flushed = self.flush_all().await;
+        let closed = self.wal.close();
+        if flushed.is_ok() && closed.is_ok() {
+            self.wal.remove_all_below(self.dirty.watermark(self.wal.next_seq()));
+            tracing::info!("shutdown: every acknowledged write is in the store");
+        } else {
+            let (keys, bytes) = self.dirty.usage();
+            tracing::warn!(
+                keys,
+                bytes,
+                "shutdown: writes not yet in the store stay in the WAL and are replayed at the next start"
+            );
+        }
+        *done = true;
+        closed?;
+        flushed
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -1,0 +1,100 @@
+//! The write-back flusher: moves dirty entries into the store in batches.
+//!
+//! A round takes the oldest dirty entries (bounded by entry count and bytes), writes
+//! them in one `write_batch`, then marks them clean, unless a newer write replaced
+//! one meanwhile (see `dirty.rs`), and deletes WAL segments that are now wholly in
+//! the store. Rounds run one at a time, so the store receives a key's values in
+//! sequence order. A failed round leaves everything dirty and is retried with
+//! backoff; acknowledged data stays in memory and in the WAL until the store has it.
+//!
+//! The task wakes when enough is dirty to fill a batch or after the flush delay,
+//! whichever comes first.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use augur_adapters::StoreError;
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+use crate::core::Core;
+use crate::stats::Counters;
+use crate::tier::TierEntry;
+
+/// Starts the flusher task. It holds only a `Weak`, so dropping the last engine
+/// handle stops it.
+pub(crate) fn spawn(core: Weak<Core>, wake: Arc<Notify>, delay: Duration) {
+    tokio::spawn(async move {
+        let mut failures: u64 = 0;
+        loop {
+            let _ = tokio::time::timeout(delay, wake.notified()).await;
+            let Some(strong) = core.upgrade() else { return };
+            let backoff = flush_until_clean(&strong, &mut failures).await;
+            // Never hold the engine while sleeping: dropping the last handle must
+            // close the store promptly.
+            drop(strong);
+            if let Some(backoff) = backoff {
+                tokio::time::sleep(backoff).await;
+            }
+        }
+    });
+}
+
+/// Flushes until nothing is dirty or a batch was partial; on failure returns the
+/// backoff before the next attempt.
+async fn flush_until_clean(core: &Core, failures: &mut u64) -> Option<Duration> {
+    while core.dirty.usage().0 > 0 {
+        match core.flush_once().await {
+            Ok(n) => {
+                if *failures > 0 {
+                    tracing::info!(after_failures = *failures, "store accepts writes again");
+                }
+                *failures = 0;
+                if n < core.config.flush_batch_entries {
+                    break;
+                }
+            }
+            Err(e) => {
+                *failures += 1;
+                if *failures == 1 || failures.is_power_of_two() {
+                    tracing::warn!(error = %e, failures = *failures, "flush to the store failed; dirty data kept, retrying");
+                }
+                return Some(Duration::from_millis(50 * (1 << (*failures).min(6))));
+            }
+        }
+    }
+    None
+}
+
+impl Core {
+    /// One flush round; returns how many entries it wrote.
+    pub(crate) async fn flush_once(&self) -> Result<usize, StoreError> {
+        let _round = self.flush_round.lock().await;
+        let batch = self.dirty.oldest(self.config.flush_batch_entries, self.config.flush_batch_bytes);
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let mut puts: Vec<(Bytes, Bytes)> = Vec::with_capacity(batch.len());
+        let mut deletes: Vec<Bytes> = Vec::new();
+        for (key, entry) in &batch {
+            match &entry.value {
+                Some(v) => puts.push((key.clone(), v.clone())),
+                None => deletes.push(key.clone()),
+            }
+        }
+        if let Err(e) = self.store.write_batch(&puts, &deletes).await {
+            Counters::add(&self.counters.flush_errors, 1);
+            return Err(e);
+        }
+        let negative = self.config.negative_cache;
+        self.dirty.complete(&batch, |key, value| match value {
+            Some(v) => self.tier.insert(key.clone(), TierEntry::clean(Some(v.clone()))),
+            None if negative => self.tier.insert(key.clone(), TierEntry::clean(None)),
+            None => self.tier.remove(key),
+        });
+        Counters::add(&self.counters.flushed_entries, batch.len() as u64);
+        Counters::add(&self.counters.flush_batches, 1);
+        self.wal.remove_segments_below(self.dirty.watermark(self.wal.next_seq()));
+        Ok(batch.len())
+    }
+}

@@ -1,0 +1,34 @@
+//! Augur's engine: a write-back caching proxy that speaks the Redis protocol.
+//!
+//! A GET travels `server` (socket, frame, one module per command) → [`Engine`]
+//! (dirty set, then tier, then a single-flight store read) → `augur_adapters`. A SET
+//! travels `server` → [`Engine`] (WAL append, dirty set) → acknowledged when its
+//! [`WriteTicket`] resolves → `flusher` writes it to the store in a batch → the WAL
+//! segment holding it is deleted once every record in it is in the store.
+//!
+//! # Layout
+//! - [`config`]: engine settings and the durability ([`SyncPolicy`]) modes.
+//! - [`engine`]: the public API the server, tests and simulator call.
+//! - `core`: the read and write paths behind that API.
+//! - [`tier`]: the cache-tier trait, the moka tier and the policy tier with pluggable
+//!   eviction ([`tier::EvictionPolicy`]).
+//! - `dirty`: acknowledged writes not yet in the store; never evicted.
+//! - [`wal`]: the write-ahead log (records, segments, group commit, recovery).
+//! - `flusher`: writes dirty entries to the store in batches, in sequence order.
+//! - [`server`]: the RESP2/RESP3 server.
+//! - [`stats`]: counters for INFO.
+
+pub mod config;
+mod core;
+mod dirty;
+pub mod engine;
+pub mod error;
+mod flusher;
+pub mod server;
+pub mod stats;
+pub mod tier;
+pub mod wal;
+
+pub use crate::config::{parse_bytes, EngineConfig, EvictionKind, SyncPolicy};
+pub use crate::engine::{Engine, SetCondition, SetOutcome, WriteTicket};
+pub use crate::error::{EngineError, EngineResult};

@@ -1,0 +1,16 @@
+//! `augur`: the caching proxy's command line. Each subcommand lives in `cli/`.
+
+mod cli;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let args = cli::Cli::parse();
+    match cli::run(args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("augur: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! `INFO [section …]`: server, client, memory, persistence, stats and keyspace
+//! figures in Redis's `# Section` / `field:value` text.
+//!
+//! Monitoring built for Redis (exporters, dashboards, redis-cli `--stat`) reads
+//! these by field name, so the Redis fields are filled with their nearest Augur
+//! meaning (`used_memory` is cached plus dirty bytes, `aof_enabled:1` is the WAL,
+//! `keyspace_hits` are cache hits), and every engine counter is added under its own
+//! name in the section it belongs to.
+
+use std::sync::atomic::Ordering;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+
+use super::{Applied, Ctx, Parse};
+use crate::server::frame::Frame;
+use crate::server::Shared;
+use crate::stats::EngineStats;
+
+/// The Redis version Augur presents itself as: the release whose commands and reply
+/// shapes it follows.
+pub(crate) const REDIS_VERSION: &str = "7.2.0";
+
+const SECTIONS: &[&str] = &["server", "clients", "memory", "persistence", "stats", "keyspace"];
+
+#[derive(Debug)]
+pub(crate) struct Info {
+    sections: Vec<Bytes>,
+}
+
+impl Info {
+    pub(crate) fn parse(parse: &mut Parse) -> Info {
+        Info { sections: parse.rest() }
+    }
+
+    pub(crate) fn apply(self, ctx: &mut Ctx<'_>) -> Applied {
+        let all = self.sections.is_empty()
+            || self
+                .sections
+                .iter()
+                .any(|s| ["all", "everything", "default"].iter().any(|w| s.eq_ignore_ascii_case(w.as_bytes())));
+        let wanted: Vec<&str> = SECTIONS
+            .iter()
+            .copied()
+            .filter(|name| all || self.sections.iter().any(|s| s.eq_ignore_ascii_case(name.as_bytes())))
+            .collect();
+        Applied::reply(Frame::text(render(ctx.shared, &wanted)))
+    }
+}
+
+/// The INFO text for the named sections, in Redis's layout: a blank line between
+/// sections, CRLF line ends.
+pub(crate) fn render(shared: &Shared, sections: &[&str]) -> String {
+    // One snapshot serves every section so their figures agree with each other.
+    let stats = if sections.iter().any(|s| ["memory", "persistence", "stats", "keyspace"].contains(s)) {
+        shared.engine.stats()
+    } else {
+        EngineStats::default()
+    };
+    let mut out = String::new();
+    for (i, section) in sections.iter().enumerate() {
+        if i > 0 {
+            out.push_str("\r\n");
+        }
+        let fields = match *section {
+            "server" => server(shared),
+            "clients" => clients(shared),
+            "memory" => memory(&stats),
+            "persistence" => persistence(&stats),
+            "stats" => counters(shared, &stats),
+            "keyspace" => vec![("db0", format!("keys={},expires=0,avg_ttl=0", shared.engine.memory_keys()))],
+            _ => vec![],
+        };
+        let mut title = section.to_string();
+        if let Some(first) = title.get_mut(..1) {
+            first.make_ascii_uppercase();
+        }
+        out.push_str("# ");
+        out.push_str(&title);
+        out.push_str("\r\n");
+        for (name, value) in fields {
+            out.push_str(name);
+            out.push(':');
+            // A value with a line break would end the field early and forge another.
+            out.push_str(&value.replace(['\r', '\n'], " "));
+            out.push_str("\r\n");
+        }
+    }
+    out
+}
+
+type Fields = Vec<(&'static str, String)>;
+
+fn server(shared: &Shared) -> Fields {
+    let uptime = shared.started.elapsed().as_secs();
+    let now_usec = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros());
+    let started = shared.started_wall.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    vec![
+        ("redis_version", REDIS_VERSION.to_string()),
+        ("augur_version", env!("CARGO_PKG_VERSION").to_string()),
+        ("redis_mode", "standalone".to_string()),
+        ("os", format!("{} {}", std::env::consts::OS, std::env::consts::ARCH)),
+        ("arch_bits", usize::BITS.to_string()),
+        ("process_id", std::process::id().to_string()),
+        ("tcp_port", shared.local_addr.port().to_string()),
+        ("server_time_usec", now_usec.to_string()),
+        ("server_start_time", started.to_string()),
+        ("uptime_in_seconds", uptime.to_string()),
+        ("uptime_in_days", (uptime / 86_400).to_string()),
+    ]
+}
+
+fn clients(shared: &Shared) -> Fields {
+    vec![
+        ("connected_clients", shared.stats.connected_clients.load(Ordering::Relaxed).to_string()),
+        ("maxclients", shared.max_clients.load(Ordering::Relaxed).to_string()),
+        ("blocked_clients", "0".to_string()),
+    ]
+}
+
+fn memory(s: &EngineStats) -> Fields {
+    let used = s.cached_bytes.saturating_add(s.dirty_bytes);
+    vec![
+        ("used_memory", used.to_string()),
+        ("used_memory_human", human_bytes(used)),
+        ("maxmemory", s.cache_capacity.to_string()),
+        ("maxmemory_human", human_bytes(s.cache_capacity)),
+        ("eviction", s.eviction.clone()),
+        ("cached_keys", s.cached_keys.to_string()),
+        ("cached_bytes", s.cached_bytes.to_string()),
+        ("cache_capacity", s.cache_capacity.to_string()),
+    ]
+}
+
+fn persistence(s: &EngineStats) -> Fields {
+    vec![
+        ("loading", "0".to_string()),
+        ("aof_enabled", "1".to_string()),
+        ("appendfsync", s.sync_policy.clone()),
+        ("aof_last_write_status", if s.wal_error.is_some() { "err" } else { "ok" }.to_string()),
+        ("sync_policy", s.sync_policy.clone()),
+        ("wal_error", s.wal_error.clone().unwrap_or_default()),
+        ("wal_last_seq", s.wal_last_seq.to_string()),
+        ("wal_durable_seq", s.wal_durable_seq.to_string()),
+        ("wal_segments", s.wal_segments.to_string()),
+        ("wal_bytes", s.wal_bytes.to_string()),
+        ("dirty_keys", s.dirty_keys.to_string()),
+        ("dirty_bytes", s.dirty_bytes.to_string()),
+        ("dirty_limit", s.dirty_limit.to_string()),
+        ("dirty_bound_rejections", s.dirty_bound_rejections.to_string()),
+        ("store", s.store.clone()),
+        ("store_durability", s.store_durability.clone()),
+        ("store_watermark", s.store_watermark.to_string()),
+        ("flushed_entries", s.flushed_entries.to_string()),
+        ("flush_batches", s.flush_batches.to_string()),
+        ("flush_errors", s.flush_errors.to_string()),
+    ]
+}
+
+fn counters(shared: &Shared, s: &EngineStats) -> Fields {
+    let load = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed).to_string();
+    vec![
+        ("total_connections_received", load(&shared.stats.total_connections)),
+        ("total_commands_processed", load(&shared.stats.total_commands)),
+        ("rejected_connections", load(&shared.stats.rejected_connections)),
+        ("keyspace_hits", s.hits.to_string()),
+        ("keyspace_misses", s.misses.to_string()),
+        ("hits", s.hits.to_string()),
+        ("misses", s.misses.to_string()),
+        ("negative_hits", s.negative_hits.to_string()),
+        ("store_reads", s.store_reads.to_string()),
+        ("store_read_errors", s.store_read_errors.to_string()),
+        ("coalesced_reads", s.coalesced_reads.to_string()),
+        ("stale_reads_dropped", s.stale_reads_dropped.to_string()),
+        ("writes", s.writes.to_string()),
+        ("deletes", s.deletes.to_string()),
+        ("prefetch_hits", s.prefetch_hits.to_string()),
+    ]
+}
+
+/// Redis's `bytesToHuman`: `1023B`, `1.50K`, `256.00M`.
+fn human_bytes(n: u64) -> String {
+    const UNITS: &[(u64, &str)] = &[(1 << 50, "P"), (1 << 40, "T"), (1 << 30, "G"), (1 << 20, "M"), (1 << 10, "K")];
+    for &(size, unit) in UNITS {
+        if n >= size {
+            return format!("{:.2}{unit}", n as f64 / size as f64);
+        }
+    }
+    format!("{n}B")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_bytes;
+
+    #[test]
+    fn human_bytes_matches_redis() {
+        assert_eq!(human_bytes(0), "0B");
+        assert_eq!(human_bytes(1023), "1023B");
+        assert_eq!(human_bytes(1536), "1.50K");
+        assert_eq!(human_bytes(256 << 20), "256.00M");
+    }
+}
