@@ -1,8 +1,9 @@
 //! Least-recently-used eviction: O(1) per operation with a doubly linked list kept
 //! in a slab (indices, not pointers) and a map from key to slot.
 
+use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 
 use super::EvictionPolicy;
 
@@ -15,10 +16,12 @@ struct Node<K> {
     next: usize,
 }
 
-/// LRU order over keys of type `K`.
+/// LRU order over keys of type `K`. The hasher is a parameter: the server keeps
+/// SipHash (keys come from clients), the simulator passes a fast one for its
+/// integer ids.
 #[derive(Debug)]
-pub struct Lru<K> {
-    slots: HashMap<K, usize>,
+pub struct Lru<K, S = RandomState> {
+    slots: HashMap<K, usize, S>,
     nodes: Vec<Node<K>>,
     free: Vec<usize>,
     /// Most recently used.
@@ -27,16 +30,16 @@ pub struct Lru<K> {
     tail: usize,
 }
 
-impl<K: Hash + Eq + Clone> Default for Lru<K> {
+impl<K: Hash + Eq + Clone, S: BuildHasher + Default> Default for Lru<K, S> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<K: Hash + Eq + Clone> Lru<K> {
+impl<K: Hash + Eq + Clone, S: BuildHasher + Default> Lru<K, S> {
     /// An empty order.
     pub fn new() -> Self {
-        Self { slots: HashMap::new(), nodes: Vec::new(), free: Vec::new(), head: NIL, tail: NIL }
+        Self { slots: HashMap::with_hasher(S::default()), nodes: Vec::new(), free: Vec::new(), head: NIL, tail: NIL }
     }
 
     /// Keys tracked.
@@ -82,7 +85,7 @@ impl<K: Hash + Eq + Clone> Lru<K> {
     }
 }
 
-impl<K: Hash + Eq + Clone + Send> EvictionPolicy<K> for Lru<K> {
+impl<K: Hash + Eq + Clone + Send, S: BuildHasher + Default + Send> EvictionPolicy<K> for Lru<K, S> {
     fn on_insert(&mut self, key: &K, _weight: u64) {
         if let Some(&i) = self.slots.get(key) {
             self.unlink(i);
@@ -137,7 +140,7 @@ mod tests {
 
     #[test]
     fn evicts_least_recently_used_first() {
-        let mut lru = Lru::new();
+        let mut lru: Lru<u64> = Lru::new();
         for k in 1..=3u64 {
             lru.on_insert(&k, 1);
         }
@@ -155,7 +158,7 @@ mod tests {
     fn matches_a_naive_model_on_random_operations() {
         use rand::{Rng, SeedableRng};
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        let mut lru = Lru::new();
+        let mut lru: Lru<u64> = Lru::new();
         let mut model: Vec<u64> = Vec::new(); // front = most recent
         for _ in 0..20_000 {
             let k = rng.random_range(0..50u64);

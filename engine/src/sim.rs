@@ -1,0 +1,534 @@
+//! Glue between the simulation harness (`augur-simulators`) and the engine's own
+//! eviction policies, admission and prefetchers: what `augur sim` runs.
+//!
+//! The harness declares [`SimCache`]; this module implements it twice:
+//! - [`PolicyCache`]: a byte- or count-bounded map driving any
+//!   [`EvictionPolicy<u64>`] from `tier/` (LRU, FIFO, CLOCK, SIEVE, Belady), the
+//!   same policy code [`PolicyTier`](crate::tier::PolicyTier) serves with. Like
+//!   libCacheSim, an object is charged its size only (no per-entry overhead), so
+//!   results compare with its tables; an object larger than the cache is not
+//!   inserted.
+//! - [`MokaCache`]: a real `moka::sync::Cache`, the CPU tier's TinyLFU admission
+//!   plus LRU eviction. We drive moka itself rather than re-implementing TinyLFU
+//!   as a policy because its behaviour (sketch sizing, admission against the
+//!   victims' aggregate frequency, aging) is exactly what serving does and a
+//!   re-implementation would drift. Determinism: moka applies reads and writes
+//!   in batches; we call `run_pending_tasks()` after every insert so admission
+//!   decisions happen in trace order, and build it with a fixed hasher
+//!   (`FxBuildHasher`) so its frequency sketch is the same on every run.
+//!
+//! [`run_plan`] is the whole `augur sim` pipeline (pre-pass, size resolution,
+//! every policy × prefetcher × size, the no-prefetch baselines that coverage
+//! needs), so tests run exactly what the command line runs.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use augur_simulators::harness::{self, Counters};
+use augur_simulators::prepass::{self, NextAccessFile, TraceStats};
+use augur_simulators::size::SizeSpec;
+use augur_simulators::trace::{open_trace, ReadOptions, TraceFormat, TraceReader};
+use augur_simulators::{Access, ReplayOptions, Report, Request, SimCache, TraceError};
+use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
+
+use crate::prefetch::{Markov, MarkovConfig, Mithril, MithrilConfig, Obl, Prefetcher};
+use crate::tier::{Belady, Clock, EvictionPolicy, Fifo, Lru, Sieve};
+
+/// A policy the simulator can drive, with the one extra the offline optimum needs.
+pub trait SimPolicy: EvictionPolicy<u64> {
+    /// The next `on_insert`/`on_access` is for a key next requested at position
+    /// `next`. Only Belady listens.
+    fn next_access_hint(&mut self, _next: u64) {}
+}
+
+impl SimPolicy for Lru<u64, FxBuildHasher> {}
+impl SimPolicy for Fifo<u64, FxBuildHasher> {}
+impl SimPolicy for Clock<u64, FxBuildHasher> {}
+impl SimPolicy for Sieve<u64, FxBuildHasher> {}
+impl SimPolicy for Belady<u64> {
+    fn next_access_hint(&mut self, next: u64) {
+        Belady::next_access_hint(self, next);
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    size: u32,
+    /// Inserted by the prefetcher and not hit since.
+    prefetched: bool,
+}
+
+/// A cache bounded in objects or bytes whose eviction order comes from `P`.
+pub struct PolicyCache<P> {
+    map: FxHashMap<u64, Slot>,
+    policy: P,
+    used: u64,
+    capacity: u64,
+    prefetcher: Option<Box<dyn Prefetcher<u64>>>,
+    evicted_unused: u64,
+}
+
+impl<P> fmt::Debug for PolicyCache<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PolicyCache")
+            .field("len", &self.map.len())
+            .field("used", &self.used)
+            .field("capacity", &self.capacity)
+            .finish()
+    }
+}
+
+impl<P: SimPolicy> PolicyCache<P> {
+    /// A cache of `capacity` size units (objects when every size is 1).
+    pub fn new(policy: P, capacity: u64, prefetcher: Option<Box<dyn Prefetcher<u64>>>) -> Self {
+        Self { map: FxHashMap::default(), policy, used: 0, capacity, prefetcher, evicted_unused: 0 }
+    }
+
+    /// Size units held.
+    pub fn used(&self) -> u64 {
+        self.used
+    }
+
+    fn admit(&mut self, key: u64, size: u32, prefetched: bool, next_access: u64) {
+        let size64 = u64::from(size);
+        if size64 > self.capacity || self.map.contains_key(&key) {
+            return;
+        }
+        while self.used + size64 > self.capacity {
+            let Some(victim) = self.policy.evict() else { break };
+            if let Some(old) = self.map.remove(&victim) {
+                self.used -= u64::from(old.size);
+                if old.prefetched {
+                    self.evicted_unused += 1;
+                }
+            }
+        }
+        self.policy.next_access_hint(next_access);
+        self.policy.on_insert(&key, size64);
+        self.used += size64;
+        self.map.insert(key, Slot { size, prefetched });
+    }
+}
+
+impl<P: SimPolicy> SimCache for PolicyCache<P> {
+    fn get(&mut self, req: &Request, _now: u64) -> Access {
+        let Some(slot) = self.map.get_mut(&req.key) else { return Access::Miss };
+        let first_use = std::mem::replace(&mut slot.prefetched, false);
+        self.policy.next_access_hint(req.next_access);
+        self.policy.on_access(&req.key);
+        if first_use {
+            Access::PrefetchHit
+        } else {
+            Access::Hit
+        }
+    }
+
+    fn insert(&mut self, req: &Request, _now: u64) {
+        self.admit(req.key, req.size, false, req.next_access);
+    }
+
+    fn contains(&self, key: u64) -> bool {
+        self.map.contains_key(&key)
+    }
+
+    fn prefetches(&self) -> bool {
+        self.prefetcher.is_some()
+    }
+
+    fn prefetch_candidates(&mut self, req: &Request, hit: bool, _now: u64, out: &mut Vec<u64>) {
+        if let Some(p) = self.prefetcher.as_mut() {
+            p.on_request(&req.key, hit, out);
+        }
+    }
+
+    fn insert_prefetched(&mut self, key: u64, size: u32, _now: u64) {
+        // The simulator does not look up a prefetched key's future: Belady sees
+        // "never", every other policy ignores the hint.
+        self.admit(key, size, true, augur_simulators::NEXT_ACCESS_NEVER);
+        if !self.map.contains_key(&key) {
+            // Larger than the cache: fetched and dropped unused.
+            self.evicted_unused += 1;
+        }
+    }
+
+    fn evicted_unused(&self) -> u64 {
+        self.evicted_unused
+    }
+}
+
+/// The CPU tier's moka cache under simulation (TinyLFU admission + LRU).
+pub struct MokaCache {
+    cache: moka::sync::Cache<u64, u32, FxBuildHasher>,
+    /// Prefetched keys not yet hit; shared with moka's eviction listener.
+    unused: Arc<Mutex<FxHashSet<u64>>>,
+    evicted_unused: Arc<AtomicU64>,
+    capacity: u64,
+    prefetcher: Option<Box<dyn Prefetcher<u64>>>,
+}
+
+impl fmt::Debug for MokaCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MokaCache").field("capacity", &self.capacity).finish()
+    }
+}
+
+impl MokaCache {
+    /// A moka cache of `capacity` size units.
+    pub fn new(capacity: u64, prefetcher: Option<Box<dyn Prefetcher<u64>>>) -> Self {
+        let unused: Arc<Mutex<FxHashSet<u64>>> = Arc::default();
+        let evicted_unused = Arc::new(AtomicU64::new(0));
+        let (u, e) = (Arc::clone(&unused), Arc::clone(&evicted_unused));
+        let cache = moka::sync::Cache::builder()
+            .max_capacity(capacity)
+            .weigher(|_k: &u64, size: &u32| *size)
+            .eviction_listener(move |key: Arc<u64>, _size: u32, cause: moka::notification::RemovalCause| {
+                if cause.was_evicted() && lock(&u).remove(&*key) {
+                    e.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+            .build_with_hasher(FxBuildHasher);
+        Self { cache, unused, evicted_unused, capacity, prefetcher }
+    }
+
+    fn put(&mut self, key: u64, size: u32) {
+        if u64::from(size) > self.capacity {
+            return;
+        }
+        self.cache.insert(key, size);
+        self.cache.run_pending_tasks();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl SimCache for MokaCache {
+    fn get(&mut self, req: &Request, _now: u64) -> Access {
+        if self.cache.get(&req.key).is_none() {
+            return Access::Miss;
+        }
+        if lock(&self.unused).remove(&req.key) {
+            Access::PrefetchHit
+        } else {
+            Access::Hit
+        }
+    }
+
+    fn insert(&mut self, req: &Request, _now: u64) {
+        self.put(req.key, req.size);
+    }
+
+    fn contains(&self, key: u64) -> bool {
+        self.cache.contains_key(&key)
+    }
+
+    fn prefetches(&self) -> bool {
+        self.prefetcher.is_some()
+    }
+
+    fn prefetch_candidates(&mut self, req: &Request, hit: bool, _now: u64, out: &mut Vec<u64>) {
+        if let Some(p) = self.prefetcher.as_mut() {
+            p.on_request(&req.key, hit, out);
+        }
+    }
+
+    fn insert_prefetched(&mut self, key: u64, size: u32, _now: u64) {
+        lock(&self.unused).insert(key);
+        self.put(key, size);
+        // Refused by admission (or too large): fetched and dropped unused. moka's
+        // listener has usually counted it already; count it here if not, and never
+        // leave it in the set, where a later demand insert would inherit it.
+        if !self.cache.contains_key(&key) && lock(&self.unused).remove(&key) {
+            self.evicted_unused.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn evicted_unused(&self) -> u64 {
+        self.evicted_unused.load(Ordering::Relaxed)
+    }
+}
+
+/// Eviction policies `augur sim` knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyKind {
+    /// Least recently used.
+    Lru,
+    /// First in, first out.
+    Fifo,
+    /// CLOCK / second chance.
+    Clock,
+    /// SIEVE.
+    Sieve,
+    /// moka: TinyLFU admission + LRU (the serving default).
+    TinyLfu,
+    /// Belady's MIN (offline optimum).
+    Belady,
+}
+
+impl PolicyKind {
+    /// Name in reports and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            PolicyKind::Lru => "lru",
+            PolicyKind::Fifo => "fifo",
+            PolicyKind::Clock => "clock",
+            PolicyKind::Sieve => "sieve",
+            PolicyKind::TinyLfu => "tinylfu",
+            PolicyKind::Belady => "belady",
+        }
+    }
+}
+
+impl FromStr for PolicyKind {
+    type Err = TraceError;
+    fn from_str(s: &str) -> Result<Self, TraceError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "lru" => Ok(PolicyKind::Lru),
+            "fifo" => Ok(PolicyKind::Fifo),
+            "clock" => Ok(PolicyKind::Clock),
+            "sieve" => Ok(PolicyKind::Sieve),
+            "tinylfu" | "moka" => Ok(PolicyKind::TinyLfu),
+            "belady" | "opt" | "min" => Ok(PolicyKind::Belady),
+            other => Err(TraceError::InvalidSpec(format!(
+                "unknown policy {other:?}: expected lru, fifo, clock, sieve, tinylfu or belady"
+            ))),
+        }
+    }
+}
+
+/// Prefetchers `augur sim` knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrefetchKind {
+    /// Demand fetching only.
+    None,
+    /// Next sequential key.
+    Obl,
+    /// Successor table.
+    Markov,
+    /// Association mining.
+    Mithril,
+}
+
+impl PrefetchKind {
+    /// Name in reports and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            PrefetchKind::None => "none",
+            PrefetchKind::Obl => "obl",
+            PrefetchKind::Markov => "markov",
+            PrefetchKind::Mithril => "mithril",
+        }
+    }
+
+    /// A fresh prefetcher (`None` for demand fetching).
+    pub fn build(self) -> Option<Box<dyn Prefetcher<u64>>> {
+        match self {
+            PrefetchKind::None => None,
+            PrefetchKind::Obl => Some(Box::new(Obl::<u64>::default())),
+            PrefetchKind::Markov => Some(Box::new(Markov::<u64>::new(MarkovConfig::default()))),
+            PrefetchKind::Mithril => Some(Box::new(Mithril::<u64>::new(MithrilConfig::default()))),
+        }
+    }
+}
+
+impl FromStr for PrefetchKind {
+    type Err = TraceError;
+    fn from_str(s: &str) -> Result<Self, TraceError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "none" | "" => Ok(PrefetchKind::None),
+            "obl" => Ok(PrefetchKind::Obl),
+            "markov" => Ok(PrefetchKind::Markov),
+            "mithril" => Ok(PrefetchKind::Mithril),
+            "ml" => Err(TraceError::InvalidSpec(
+                "prefetcher \"ml\" (the learned predictor) is not built yet; use none, obl, markov or mithril".into(),
+            )),
+            other => Err(TraceError::InvalidSpec(format!(
+                "unknown prefetcher {other:?}: expected none, obl, markov or mithril"
+            ))),
+        }
+    }
+}
+
+/// Replays `reader` through one (policy, prefetcher, capacity) configuration.
+pub fn replay_one(
+    reader: &mut dyn TraceReader,
+    policy: PolicyKind,
+    prefetch: PrefetchKind,
+    capacity: u64,
+    options: &ReplayOptions,
+) -> Result<Counters, TraceError> {
+    let pf = prefetch.build();
+    match policy {
+        PolicyKind::Lru => {
+            harness::replay(reader, &mut PolicyCache::new(Lru::<u64, FxBuildHasher>::new(), capacity, pf), options)
+        }
+        PolicyKind::Fifo => {
+            harness::replay(reader, &mut PolicyCache::new(Fifo::<u64, FxBuildHasher>::new(), capacity, pf), options)
+        }
+        PolicyKind::Clock => {
+            harness::replay(reader, &mut PolicyCache::new(Clock::<u64, FxBuildHasher>::new(), capacity, pf), options)
+        }
+        PolicyKind::Sieve => {
+            harness::replay(reader, &mut PolicyCache::new(Sieve::<u64, FxBuildHasher>::new(), capacity, pf), options)
+        }
+        PolicyKind::Belady => {
+            harness::replay(reader, &mut PolicyCache::new(Belady::<u64>::new(), capacity, pf), options)
+        }
+        PolicyKind::TinyLfu => harness::replay(reader, &mut MokaCache::new(capacity, pf), options),
+    }
+}
+
+/// Everything `augur sim` was asked to do.
+#[derive(Debug, Clone)]
+pub struct SimPlan {
+    /// The trace.
+    pub trace: PathBuf,
+    /// Its format (detected when `None`).
+    pub format: Option<TraceFormat>,
+    /// Reader options (`--skip-bad`, CSV mapping).
+    pub read: ReadOptions,
+    /// Policies to run.
+    pub policies: Vec<PolicyKind>,
+    /// Prefetchers to run.
+    pub prefetchers: Vec<PrefetchKind>,
+    /// Cache sizes.
+    pub sizes: Vec<SizeSpec>,
+    /// Object-count mode.
+    pub ignore_obj_size: bool,
+    /// Progress bars on a terminal.
+    pub progress: bool,
+}
+
+/// What [`run_plan`] produced.
+#[derive(Debug, Clone)]
+pub struct SimOutcome {
+    /// One report per (policy, prefetcher, size), policy-major.
+    pub reports: Vec<Report>,
+    /// Pre-pass results, when one ran.
+    pub stats: Option<TraceStats>,
+    /// Malformed records skipped per replay (the same records every time).
+    pub skipped: u64,
+    /// The first skipped record's error.
+    pub first_skip: Option<String>,
+}
+
+/// Runs every configuration of `plan`; `on_report` sees each report as it
+/// finishes (the CLI prints requests/s there).
+pub fn run_plan(plan: &SimPlan, mut on_report: impl FnMut(&Report)) -> Result<SimOutcome, TraceError> {
+    if plan.policies.is_empty() || plan.prefetchers.is_empty() || plan.sizes.is_empty() {
+        return Err(TraceError::InvalidSpec("nothing to run: give at least one policy, prefetcher and size".into()));
+    }
+    let format = match plan.format {
+        Some(f) => f,
+        None => TraceFormat::detect(&plan.trace)?,
+    };
+    let open = || open_trace(&plan.trace, Some(format), &plan.read);
+    let wants_belady = plan.policies.contains(&PolicyKind::Belady);
+    let needs_next = wants_belady && !open()?.provides_next_access();
+    let needs_stats = plan.sizes.iter().any(SizeSpec::needs_working_set);
+    let (stats, next_file): (Option<TraceStats>, Option<NextAccessFile>) = if needs_stats || needs_next {
+        let pre = prepass::scan(open()?.as_mut(), needs_next)?;
+        (Some(pre.stats), pre.next_access)
+    } else {
+        (None, None)
+    };
+    let working_set = stats.map_or(0, |s| if plan.ignore_obj_size { s.objects } else { s.working_set_bytes });
+    let mut capacities = Vec::new();
+    for s in &plan.sizes {
+        let c = s.resolve(working_set, plan.ignore_obj_size)?;
+        if !capacities.contains(&c) {
+            capacities.push(c);
+        }
+    }
+    let mut outcome = SimOutcome { reports: Vec::new(), stats, skipped: 0, first_skip: None };
+    for &policy in &plan.policies {
+        for &capacity in &capacities {
+            let mut baseline: Option<u64> = None;
+            // Coverage compares against demand fetching: run it first, reported or not.
+            let mut runs: Vec<(PrefetchKind, bool)> = Vec::new();
+            if plan.prefetchers.contains(&PrefetchKind::None) {
+                runs.push((PrefetchKind::None, true));
+            } else {
+                runs.push((PrefetchKind::None, false));
+            }
+            runs.extend(plan.prefetchers.iter().filter(|p| **p != PrefetchKind::None).map(|p| (*p, true)));
+            for (prefetch, reported) in runs {
+                let mut reader = open()?;
+                if policy == PolicyKind::Belady {
+                    if let Some(nf) = &next_file {
+                        reader = Box::new(nf.attach(reader)?);
+                    }
+                }
+                let options = ReplayOptions {
+                    ignore_obj_size: plan.ignore_obj_size,
+                    expected_requests: stats.map(|s| s.requests),
+                    progress: plan.progress,
+                    label: format!("{}/{}/{}", policy.name(), prefetch.name(), capacity),
+                };
+                let counters = replay_one(reader.as_mut(), policy, prefetch, capacity, &options)?;
+                outcome.skipped = counters.skipped;
+                if outcome.first_skip.is_none() {
+                    outcome.first_skip = reader.skip_log().first().map(str::to_string);
+                }
+                if prefetch == PrefetchKind::None {
+                    baseline = Some(counters.misses());
+                }
+                if reported {
+                    let report = Report::new(policy.name(), prefetch.name(), capacity, &counters, baseline);
+                    on_report(&report);
+                    outcome.reports.push(report);
+                }
+            }
+        }
+    }
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use augur_simulators::Op;
+
+    fn req(key: u64) -> Request {
+        Request { key, size: 1, op: Op::Read, ..Request::default() }
+    }
+
+    #[test]
+    fn policy_cache_counts_prefetch_use_and_waste() {
+        let mut c = PolicyCache::new(Lru::<u64, FxBuildHasher>::new(), 2, None);
+        c.insert_prefetched(1, 1, 0);
+        c.insert_prefetched(2, 1, 0);
+        assert_eq!(c.get(&req(1), 1), Access::PrefetchHit);
+        assert_eq!(c.get(&req(1), 2), Access::Hit, "only the first hit counts as use");
+        c.insert(&req(3), 3); // evicts 2 (LRU), never used
+        assert_eq!(c.evicted_unused(), 1);
+        assert_eq!(c.get(&req(2), 4), Access::Miss);
+        assert_eq!(c.used(), 2);
+    }
+
+    #[test]
+    fn objects_larger_than_the_cache_are_not_inserted() {
+        let mut c = PolicyCache::new(Fifo::<u64, FxBuildHasher>::new(), 100, None);
+        c.insert(&Request { key: 1, size: 60, ..Request::default() }, 1);
+        c.insert(&Request { key: 2, size: 101, ..Request::default() }, 2);
+        assert!(c.contains(1) && !c.contains(2));
+        c.insert(&Request { key: 3, size: 50, ..Request::default() }, 3);
+        assert!(!c.contains(1) && c.contains(3), "FIFO evicted 1 to make room");
+    }
+
+    #[test]
+    fn moka_cache_holds_at_most_its_capacity() {
+        let mut c = MokaCache::new(10, None);
+        for k in 0..100u64 {
+            if c.get(&req(k % 30), k) == Access::Miss {
+                c.insert(&req(k % 30), k);
+            }
+        }
+        c.cache.run_pending_tasks();
+        assert!(c.cache.weighted_size() <= 10);
+    }
+}

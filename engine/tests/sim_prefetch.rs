@@ -1,0 +1,88 @@
+//! Prefetchers and TinyLFU in the harness, on generated workloads whose structure
+//! is known: each prefetcher helps where its signal exists, the counters add up,
+//! and moka-driven runs are deterministic.
+
+use augur_engine::sim::{run_plan, PolicyKind, PrefetchKind, SimPlan};
+use augur_simulators::gen::{write_trace, GenConfig, GenFormat, GenKind};
+use augur_simulators::size::parse_sizes;
+use augur_simulators::trace::ReadOptions;
+use augur_simulators::Report;
+
+fn run(kind: GenKind, policies: &[PolicyKind], prefetchers: &[PrefetchKind], sizes: &str) -> Vec<Report> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trace = dir.path().join(format!("{kind}.oracleGeneral.bin"));
+    let cfg = GenConfig { kind, requests: 60_000, keys: 4_000, alpha: 0.9, seed: 9, ..GenConfig::default() };
+    write_trace(&cfg, &trace, GenFormat::OracleGeneral).expect("gen");
+    let plan = SimPlan {
+        trace,
+        format: None,
+        read: ReadOptions::default(),
+        policies: policies.to_vec(),
+        prefetchers: prefetchers.to_vec(),
+        sizes: parse_sizes(sizes).expect("sizes"),
+        ignore_obj_size: true,
+        progress: false,
+    };
+    run_plan(&plan, |_| {}).expect("sim").reports
+}
+
+fn find<'a>(rs: &'a [Report], policy: &str, prefetch: &str) -> &'a Report {
+    rs.iter().find(|r| r.policy == policy && r.prefetch == prefetch).expect("report")
+}
+
+#[test]
+fn each_prefetcher_covers_misses_where_its_signal_is() {
+    // Sessions: fixed key orders, not numeric neighbours. Markov and Mithril
+    // learn them; OBL has nothing to go on.
+    let rs = run(
+        GenKind::Sessions,
+        &[PolicyKind::Lru],
+        &[PrefetchKind::None, PrefetchKind::Obl, PrefetchKind::Markov, PrefetchKind::Mithril],
+        "10%",
+    );
+    let base = find(&rs, "lru", "none");
+    let markov = find(&rs, "lru", "markov");
+    let mithril = find(&rs, "lru", "mithril");
+    let obl = find(&rs, "lru", "obl");
+    assert!(markov.coverage.is_some_and(|c| c > 0.2), "markov coverage {:?}", markov.coverage);
+    assert!(markov.miss_ratio < base.miss_ratio);
+    assert!(mithril.coverage.is_some_and(|c| c > 0.0), "mithril coverage {:?}", mithril.coverage);
+    assert_eq!(obl.prefetches_issued, 0);
+    for r in &rs {
+        // Accounting: every prefetch is used, evicted unused, or still cached.
+        assert!(r.prefetches_used + r.prefetches_evicted_unused <= r.prefetches_issued, "{r:?}");
+        assert_eq!(r.store_reads, r.misses + r.prefetches_issued, "store reads = misses + prefetches");
+        if r.prefetch != "none" && r.prefetches_issued > 0 {
+            let acc = r.accuracy.expect("accuracy");
+            assert!((acc - r.prefetches_used as f64 / r.prefetches_issued as f64).abs() < 1e-12);
+        }
+    }
+    assert_eq!(base.accuracy, None);
+    assert_eq!(base.coverage, None);
+}
+
+#[test]
+fn coverage_uses_a_baseline_even_when_none_is_not_requested() {
+    let rs = run(GenKind::Scan, &[PolicyKind::Fifo], &[PrefetchKind::Obl], "100");
+    assert_eq!(rs.len(), 1, "the baseline run is not reported");
+    // A one-pass scan misses everything without prefetching; OBL turns nearly all
+    // of it into hits.
+    let r = &rs[0];
+    assert!(r.coverage.is_some_and(|c| c > 0.99), "{r:?}");
+    assert!(r.accuracy.is_some_and(|a| a > 0.99));
+}
+
+#[test]
+fn tinylfu_is_deterministic_and_resists_scans_better_than_lru() {
+    let a = run(GenKind::Mix, &[PolicyKind::TinyLfu, PolicyKind::Lru], &[PrefetchKind::None], "2%,10%");
+    let b = run(GenKind::Mix, &[PolicyKind::TinyLfu], &[PrefetchKind::None], "2%,10%");
+    for r in &b {
+        let twin = a.iter().find(|x| x.policy == "tinylfu" && x.cache_size == r.cache_size).expect("twin");
+        assert_eq!(twin.hit_ratio, r.hit_ratio, "moka replay must be reproducible");
+    }
+    for size in a.iter().filter(|r| r.policy == "lru").map(|r| r.cache_size) {
+        let lru = a.iter().find(|r| r.policy == "lru" && r.cache_size == size).expect("lru");
+        let tlfu = a.iter().find(|r| r.policy == "tinylfu" && r.cache_size == size).expect("tinylfu");
+        assert!(tlfu.hit_ratio > lru.hit_ratio, "size {size}: tinylfu {} vs lru {}", tlfu.hit_ratio, lru.hit_ratio);
+    }
+}

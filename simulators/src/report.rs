@@ -1,0 +1,239 @@
+//! Per-run results and their two renderings: a human table and JSON for scripts.
+//!
+//! The JSON keys are a contract (CI and docs scripts read them): `policy`,
+//! `prefetch`, `cache_size`, `requests`, `hit_ratio`, `miss_ratio`,
+//! `byte_hit_ratio`, `store_reads`, `prefetches_issued`, `prefetches_used`,
+//! `prefetches_evicted_unused`, `accuracy`, `coverage`, `requests_per_sec`.
+//! `accuracy` and `coverage` are `null` where undefined (no prefetcher, nothing
+//! issued, or a baseline without misses).
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::TraceError;
+use crate::harness::Counters;
+
+/// Results of one (policy, prefetcher, cache size) replay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Report {
+    /// Eviction policy.
+    pub policy: String,
+    /// Prefetcher (`none` for demand fetching only).
+    pub prefetch: String,
+    /// Capacity in objects (object mode) or bytes.
+    pub cache_size: u64,
+    /// Requests replayed.
+    pub requests: u64,
+    /// Hits ÷ requests.
+    pub hit_ratio: f64,
+    /// Misses ÷ requests.
+    pub miss_ratio: f64,
+    /// Bytes of hits ÷ bytes requested (real sizes, even in object mode).
+    pub byte_hit_ratio: f64,
+    /// Reads the store served: read misses plus prefetches.
+    pub store_reads: u64,
+    /// Objects the prefetcher fetched.
+    pub prefetches_issued: u64,
+    /// Prefetched objects hit before eviction.
+    pub prefetches_used: u64,
+    /// Prefetched objects dropped without a hit (evicted, or refused entry).
+    pub prefetches_evicted_unused: u64,
+    /// used ÷ issued.
+    pub accuracy: Option<f64>,
+    /// (baseline misses − misses) ÷ baseline misses, where the baseline is the same
+    /// policy and size without prefetching.
+    pub coverage: Option<f64>,
+    /// Replay speed, harness and trace decoding included.
+    pub requests_per_sec: f64,
+    /// Writes and deletes the store received (table only).
+    #[serde(skip)]
+    pub store_writes: u64,
+    /// Misses (table only; used for coverage).
+    #[serde(skip)]
+    pub misses: u64,
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+impl Report {
+    /// Builds a report; `baseline_misses` is the no-prefetch run's misses, needed
+    /// for coverage when a prefetcher ran.
+    pub fn new(policy: &str, prefetch: &str, cache_size: u64, c: &Counters, baseline_misses: Option<u64>) -> Self {
+        let prefetching = prefetch != "none";
+        let accuracy = (prefetching && c.prefetches_issued > 0).then(|| ratio(c.prefetches_used, c.prefetches_issued));
+        let coverage = match baseline_misses {
+            Some(b) if prefetching && b > 0 => Some((b as f64 - c.misses() as f64) / b as f64),
+            _ => None,
+        };
+        let secs = c.elapsed.as_secs_f64();
+        Self {
+            policy: policy.to_string(),
+            prefetch: prefetch.to_string(),
+            cache_size,
+            requests: c.requests,
+            hit_ratio: ratio(c.hits, c.requests),
+            miss_ratio: ratio(c.misses(), c.requests),
+            byte_hit_ratio: ratio(c.hit_bytes, c.bytes),
+            store_reads: c.store_reads,
+            prefetches_issued: c.prefetches_issued,
+            prefetches_used: c.prefetches_used,
+            prefetches_evicted_unused: c.prefetches_evicted_unused,
+            accuracy,
+            coverage,
+            requests_per_sec: if secs > 0.0 { c.requests as f64 / secs } else { 0.0 },
+            store_writes: c.store_writes,
+            misses: c.misses(),
+        }
+    }
+}
+
+/// The reports as a JSON array.
+pub fn to_json(reports: &[Report]) -> String {
+    serde_json::to_string_pretty(reports).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+/// Parses the output of [`to_json`] (`augur sim --json`); fails on missing or
+/// unknown keys, so it also checks the output contract.
+pub fn from_json(text: &str) -> Result<Vec<Report>, TraceError> {
+    serde_json::from_str(text).map_err(|e| TraceError::InvalidSpec(format!("not augur sim JSON: {e}")))
+}
+
+fn opt(x: Option<f64>) -> String {
+    x.map_or_else(|| "-".to_string(), |v| format!("{v:.4}"))
+}
+
+/// Formats a size for the table: objects as a count, bytes with a binary unit.
+pub fn human_size(n: u64, object_mode: bool) -> String {
+    if object_mode {
+        return n.to_string();
+    }
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n}B")
+    } else {
+        format!("{v:.1}{}", UNITS[u])
+    }
+}
+
+/// The reports as an aligned text table.
+pub fn to_table(reports: &[Report], object_mode: bool) -> String {
+    let header = [
+        "policy",
+        "prefetch",
+        "size",
+        "requests",
+        "hit",
+        "miss",
+        "byte_hit",
+        "store_rd",
+        "store_wr",
+        "pf_issued",
+        "pf_used",
+        "pf_unused",
+        "accuracy",
+        "coverage",
+        "Mreq/s",
+    ];
+    let rows: Vec<Vec<String>> = reports
+        .iter()
+        .map(|r| {
+            vec![
+                r.policy.clone(),
+                r.prefetch.clone(),
+                human_size(r.cache_size, object_mode),
+                r.requests.to_string(),
+                format!("{:.4}", r.hit_ratio),
+                format!("{:.4}", r.miss_ratio),
+                format!("{:.4}", r.byte_hit_ratio),
+                r.store_reads.to_string(),
+                r.store_writes.to_string(),
+                r.prefetches_issued.to_string(),
+                r.prefetches_used.to_string(),
+                r.prefetches_evicted_unused.to_string(),
+                opt(r.accuracy),
+                opt(r.coverage),
+                format!("{:.2}", r.requests_per_sec / 1e6),
+            ]
+        })
+        .collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let mut out = String::new();
+    let line = |cells: &mut dyn Iterator<Item = &str>, out: &mut String| {
+        let parts: Vec<String> = cells
+            .zip(&widths)
+            .enumerate()
+            .map(|(i, (c, w))| if i < 2 { format!("{c:<w$}") } else { format!("{c:>w$}") })
+            .collect();
+        out.push_str(parts.join("  ").trim_end());
+        out.push('\n');
+    };
+    line(&mut header.iter().copied(), &mut out);
+    for row in &rows {
+        line(&mut row.iter().map(String::as_str), &mut out);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn json_has_exactly_the_documented_keys() {
+        let c = Counters {
+            requests: 10,
+            hits: 6,
+            bytes: 100,
+            hit_bytes: 50,
+            store_reads: 5,
+            prefetches_issued: 2,
+            prefetches_used: 1,
+            elapsed: Duration::from_millis(1),
+            ..Counters::default()
+        };
+        let r = Report::new("lru", "obl", 48, &c, Some(5));
+        assert_eq!(r.accuracy, Some(0.5));
+        assert_eq!(r.coverage, Some(0.2));
+        let v: serde_json::Value = serde_json::from_str(&to_json(&[r])).expect("json");
+        let obj = v[0].as_object().expect("object");
+        let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        let mut want = vec![
+            "policy",
+            "prefetch",
+            "cache_size",
+            "requests",
+            "hit_ratio",
+            "miss_ratio",
+            "byte_hit_ratio",
+            "store_reads",
+            "prefetches_issued",
+            "prefetches_used",
+            "prefetches_evicted_unused",
+            "accuracy",
+            "coverage",
+            "requests_per_sec",
+        ];
+        want.sort_unstable();
+        assert_eq!(keys, want);
+        assert_eq!(obj["miss_ratio"].as_f64(), Some(0.4));
+    }
+}
