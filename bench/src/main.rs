@@ -2,7 +2,9 @@
 //! alternating them, and print medians and ratios. Every figure in docs/RESULTS.md
 //! comes from one of these subcommands.
 
+mod gpu_table;
 mod pg_upsert;
+mod soak;
 
 use clap::{Parser, Subcommand};
 
@@ -18,6 +20,12 @@ enum Command {
     /// PostgreSQL bulk upsert: UNNEST arrays vs multi-row VALUES vs COPY, through the
     /// adapter's own code paths.
     PgUpsert(pg_upsert::Args),
+    /// GPU hash table vs its CPU reference vs moka: insert and find throughput by
+    /// load factor and batch size (GPU columns print SKIP without a GPU).
+    GpuTable(gpu_table::Args),
+    /// Memory under 1,000 concurrent clients and slow readers for minutes: the
+    /// server's RSS over time.
+    Soak(soak::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -25,5 +33,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::PgUpsert(args) => runtime.block_on(pg_upsert::run(args)),
+        Command::GpuTable(args) => gpu_table::run(args),
+        Command::Soak(args) => runtime.block_on(soak::run(args)),
     }
 }

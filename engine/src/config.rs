@@ -73,11 +73,39 @@ impl FromStr for EvictionKind {
     }
 }
 
+/// Which tier holds clean and prefetched entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TierKind {
+    /// The GPU tier when a CUDA GPU is usable, else the CPU tier (one log line says
+    /// why). The default.
+    #[default]
+    Auto,
+    /// The GPU tier; start-up fails without a usable GPU.
+    Gpu,
+    /// The CPU tier (see [`EvictionKind`]).
+    Cpu,
+}
+
+impl FromStr for TierKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "gpu" => Ok(Self::Gpu),
+            "cpu" => Ok(Self::Cpu),
+            other => Err(format!("unknown tier {other:?}: expected auto, gpu or cpu")),
+        }
+    }
+}
+
 /// Everything the engine needs to know; see each field for its default.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// Bytes of clean cached data (keys + values + per-entry overhead). Default 256 MiB.
     pub cache_bytes: u64,
+    /// GPU or CPU tier. Default auto.
+    pub tier: TierKind,
     /// CPU tier mechanism. Default moka.
     pub eviction: EvictionKind,
     /// Cache "key absent in the store" answers. Off by default: with it on, a key
@@ -112,6 +140,7 @@ impl EngineConfig {
     pub fn new(wal_dir: impl Into<PathBuf>) -> Self {
         Self {
             cache_bytes: 256 << 20,
+            tier: TierKind::default(),
             eviction: EvictionKind::default(),
             negative_cache: false,
             wal_dir: wal_dir.into(),

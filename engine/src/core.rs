@@ -25,12 +25,12 @@ use augur_adapters::{ErrorKind, Store, StoreError};
 use bytes::Bytes;
 use tokio::sync::{watch, Notify};
 
-use crate::config::{EngineConfig, EvictionKind};
+use crate::config::{EngineConfig, EvictionKind, TierKind};
 use crate::dirty::{weight, DirtySet, DirtyState};
 use crate::engine::{SetCondition, SetOutcome, WriteTicket};
 use crate::error::{EngineError, EngineResult};
 use crate::stats::{Counters, EngineStats};
-use crate::tier::{Cached, EntryState, Lru, MokaTier, PolicyTier, Tier, TierEntry};
+use crate::tier::{Cached, EntryState, GpuTier, Lru, MokaTier, PolicyTier, Tier, TierEntry};
 use crate::wal::Wal;
 
 const SHARDS: usize = 1024;
@@ -72,10 +72,7 @@ pub(crate) struct Core {
 
 impl Core {
     pub(crate) async fn open(config: EngineConfig, store: Arc<dyn Store>) -> EngineResult<Arc<Core>> {
-        let tier: Arc<dyn Tier> = match config.eviction {
-            EvictionKind::Moka => Arc::new(MokaTier::new(config.cache_bytes)),
-            EvictionKind::Lru => Arc::new(PolicyTier::new(Lru::new(), config.cache_bytes)),
-        };
+        let tier = open_tier(&config)?;
         let dirty = DirtySet::new(config.dirty_limit_bytes);
         let started = std::time::Instant::now();
         let (wal, replayed) = {
@@ -260,12 +257,11 @@ impl Core {
     }
 
     fn after_write(&self, entries: &[(Bytes, Option<Bytes>)], last_seq: u64) -> WriteTicket {
-        let mut deletes = 0;
-        for (key, value) in entries {
-            // The dirty entry shadows any cached copy; dropping it frees memory now.
-            self.tier.remove(key);
-            deletes += u64::from(value.is_none());
-        }
+        // The dirty entries shadow any cached copies; dropping them frees memory now,
+        // in one batch (one launch sequence on the GPU tier).
+        let keys: Vec<Bytes> = entries.iter().map(|(k, _)| k.clone()).collect();
+        self.tier.remove_many(&keys);
+        let deletes = entries.iter().filter(|(_, v)| v.is_none()).count() as u64;
         Counters::add(&self.counters.writes, entries.len() as u64 - deletes);
         Counters::add(&self.counters.deletes, deletes);
         if self.dirty.usage().0 as usize >= self.config.flush_batch_entries {
@@ -427,6 +423,33 @@ impl Core {
         closed?;
         flushed
     }
+}
+
+/// The tier `config.tier` asks for: the GPU tier if requested or (auto) usable,
+/// else the CPU tier.
+fn open_tier(config: &EngineConfig) -> EngineResult<Arc<dyn Tier>> {
+    let cpu_tier = || -> Arc<dyn Tier> {
+        match config.eviction {
+            EvictionKind::Moka => Arc::new(MokaTier::new(config.cache_bytes)),
+            EvictionKind::Lru => Arc::new(PolicyTier::new(Lru::<Bytes>::new(), config.cache_bytes)),
+        }
+    };
+    Ok(match config.tier {
+        TierKind::Cpu => cpu_tier(),
+        TierKind::Gpu => {
+            Arc::new(GpuTier::open(config.cache_bytes).map_err(|e| EngineError::Startup(format!("--tier gpu: {e}")))?)
+        }
+        TierKind::Auto => match GpuTier::open(config.cache_bytes) {
+            Ok(gpu) => {
+                tracing::info!(gpu = %gpu.info().name, "GPU tier enabled");
+                Arc::new(gpu)
+            }
+            Err(e) => {
+                tracing::info!(reason = %e, "no GPU tier, serving from the CPU tier");
+                cpu_tier()
+            }
+        },
+    })
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -82,16 +82,25 @@ impl Core {
                 None => deletes.push(key.clone()),
             }
         }
+        fail::fail_point!("flush::before_store_write", |_| crate::wal::crash("flush::before_store_write"));
         if let Err(e) = self.store.write_batch(&puts, &deletes).await {
             Counters::add(&self.counters.flush_errors, 1);
             return Err(e);
         }
+        fail::fail_point!("flush::after_store_write", |_| crate::wal::crash("flush::after_store_write"));
         let negative = self.config.negative_cache;
+        let mut clean = Vec::with_capacity(batch.len());
+        let mut gone = Vec::new();
         self.dirty.complete(&batch, |key, value| match value {
-            Some(v) => self.tier.insert(key.clone(), TierEntry::clean(Some(v.clone()))),
-            None if negative => self.tier.insert(key.clone(), TierEntry::clean(None)),
-            None => self.tier.remove(key),
+            Some(v) => clean.push((key.clone(), TierEntry::clean(Some(v.clone())))),
+            None if negative => clean.push((key.clone(), TierEntry::clean(None))),
+            None => gone.push(key.clone()),
         });
+        // Into the tier in one batch each. Outside the dirty lock, which is safe: a
+        // write racing this is dirty again and shadows the entry until its own flush
+        // replaces it, and a read that misses meanwhile finds the value in the store.
+        self.tier.insert_many(clean);
+        self.tier.remove_many(&gone);
         Counters::add(&self.counters.flushed_entries, batch.len() as u64);
         Counters::add(&self.counters.flush_batches, 1);
         self.wal.remove_segments_below(self.dirty.watermark(self.wal.next_seq()));

@@ -16,6 +16,11 @@
 //! - [`wal`]: the write-ahead log (records, segments, group commit, recovery).
 //! - `flusher`: writes dirty entries to the store in batches, in sequence order.
 //! - [`server`]: the RESP2/RESP3 server.
+//! - [`prefetch`]: the `Prefetcher` trait and the non-learned baselines (OBL, Markov,
+//!   Mithril), shared by the server and the simulator.
+//! - [`sim`]: plugs the engine's eviction policies and prefetchers into the
+//!   simulators' replay harness (`augur sim`), so offline hit ratios come from the
+//!   serving code.
 //! - [`stats`]: counters for INFO.
 
 pub mod config;
@@ -24,11 +29,13 @@ mod dirty;
 pub mod engine;
 pub mod error;
 mod flusher;
+pub mod prefetch;
 pub mod server;
+pub mod sim;
 pub mod stats;
 pub mod tier;
 pub mod wal;
 
-pub use crate::config::{parse_bytes, EngineConfig, EvictionKind, SyncPolicy};
+pub use crate::config::{parse_bytes, EngineConfig, EvictionKind, SyncPolicy, TierKind};
 pub use crate::engine::{Engine, SetCondition, SetOutcome, WriteTicket};
 pub use crate::error::{EngineError, EngineResult};

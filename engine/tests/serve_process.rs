@@ -107,6 +107,17 @@ async fn sigterm_flushes_everything_and_exits_zero() {
     assert!(status.success(), "SIGTERM must exit 0: {status}\n{}", augur.log());
     let segments = std::fs::read_dir(dir.path().join("wal")).expect("wal dir").count();
     assert_eq!(segments, 0, "a clean shutdown leaves nothing to replay");
+    // User data on disk is private to the owner.
+    use std::os::unix::fs::PermissionsExt;
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir.path().join("rocksdb")).expect("rocksdb dir") {
+        let meta = entry.expect("entry").metadata().expect("meta");
+        if meta.is_file() {
+            assert_eq!(meta.permissions().mode() & 0o077, 0, "RocksDB file readable by others");
+            checked += 1;
+        }
+    }
+    assert!(checked > 3);
     let store = RocksDbStore::open(dir.path().join("rocksdb")).expect("open rocksdb");
     for i in [0, 250, 499] {
         let v = store.get(&Bytes::from(format!("key{i}"))).await.expect("get");
@@ -204,6 +215,9 @@ fn corrupt_wal_stops_start_up_with_file_and_offset() {
         .map(|e| e.expect("entry").path())
         .find(|p| std::fs::metadata(p).map(|m| m.len() > 200).unwrap_or(false))
         .expect("a segment with records");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&segment).expect("meta").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "WAL segments hold user data: owner-only");
     let mut data = std::fs::read(&segment).expect("read");
     data[30] ^= 0x55;
     std::fs::write(&segment, &data).expect("write");

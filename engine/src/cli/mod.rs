@@ -1,6 +1,10 @@
 //! Subcommands of the `augur` binary.
 
+mod gen;
+mod replay;
 mod serve;
+mod sim;
+mod trace_args;
 
 use clap::{Parser, Subcommand};
 
@@ -17,12 +21,22 @@ pub struct Cli {
 enum Command {
     /// Run the proxy: RESP server, cache, write-ahead log and flusher.
     Serve(serve::ServeArgs),
+    /// Replay a trace offline through the cache policies and prefetchers.
+    Sim(sim::SimArgs),
+    /// Generate a synthetic workload trace.
+    Gen(gen::GenArgs),
+    /// Drive a running server (Augur, or any Redis-protocol server) with a trace
+    /// over RESP and report throughput, latency and the server's hit ratio.
+    Replay(replay::ReplayArgs),
 }
 
 /// Runs the chosen subcommand.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Sim(args) => sim::run(args),
+        Command::Gen(args) => gen::run(args),
+        Command::Replay(args) => replay::run(args),
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use augur_adapters::{PostgresStore, RocksDbStore, Store, StoreSpec};
 use augur_engine::server::{self, ServerConfig, Shutdown};
-use augur_engine::{parse_bytes, Engine, EngineConfig, EvictionKind, SyncPolicy};
+use augur_engine::{parse_bytes, Engine, EngineConfig, EvictionKind, SyncPolicy, TierKind};
 use clap::Args;
 use serde::Deserialize;
 
@@ -36,6 +36,9 @@ pub struct ServeArgs {
     /// WAL directory [default: ./augur-data/wal].
     #[arg(long)]
     wal_dir: Option<PathBuf>,
+    /// Cache tier: auto (GPU when usable, else CPU), gpu or cpu [default: auto].
+    #[arg(long)]
+    tier: Option<String>,
     /// CPU tier eviction: moka or lru [default: moka].
     #[arg(long)]
     eviction: Option<String>,
@@ -60,6 +63,15 @@ pub struct ServeArgs {
     /// Maximum concurrent clients [default: 10000].
     #[arg(long)]
     max_clients: Option<usize>,
+    /// With no password, refuse clients not on loopback, as Redis does [default: true].
+    #[arg(long)]
+    protected_mode: Option<bool>,
+    /// Serve TLS only, with this PEM certificate chain (needs --tls-key).
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
     /// Largest accepted bulk string (key or value), e.g. 64MiB [default: 64MiB].
     #[arg(long)]
     max_bulk: Option<String>,
@@ -80,6 +92,7 @@ struct FileConfig {
     cache_size: Option<String>,
     durability: Option<String>,
     wal_dir: Option<PathBuf>,
+    tier: Option<String>,
     eviction: Option<String>,
     negative_cache: Option<bool>,
     dirty_limit: Option<String>,
@@ -88,6 +101,9 @@ struct FileConfig {
     flush_delay_ms: Option<u64>,
     requirepass: Option<String>,
     max_clients: Option<usize>,
+    protected_mode: Option<bool>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
     max_bulk: Option<String>,
     pg_table: Option<String>,
     rocksdb_sync: Option<bool>,
@@ -129,6 +145,9 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
     if let Some(s) = pick!(durability) {
         engine.sync = s.parse::<SyncPolicy>().map_err(|e| anyhow::anyhow!("--durability: {e}"))?;
     }
+    if let Some(s) = pick!(tier) {
+        engine.tier = s.parse::<TierKind>().map_err(|e| anyhow::anyhow!("--tier: {e}"))?;
+    }
     if let Some(s) = pick!(eviction) {
         engine.eviction = s.parse::<EvictionKind>().map_err(|e| anyhow::anyhow!("--eviction: {e}"))?;
     }
@@ -157,6 +176,14 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
     if let Some(n) = pick!(max_clients) {
         server.max_clients = n;
     }
+    if let Some(on) = pick!(protected_mode) {
+        server.protected_mode = on;
+    }
+    match (pick!(tls_cert), pick!(tls_key)) {
+        (Some(cert), Some(key)) => server.tls = Some(server::tls_acceptor(&cert, &key)?),
+        (None, None) => {}
+        _ => bail!("--tls-cert and --tls-key go together"),
+    }
     if let Some(s) = pick!(max_bulk) {
         server.max_bulk_len = parse_bytes(&s).map_err(|e| anyhow::anyhow!("--max-bulk: {e}"))? as usize;
     }
@@ -180,6 +207,7 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
 /// Runs the server until SIGTERM, SIGINT or SHUTDOWN, then flushes and exits.
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     super::init_logging();
+    restrict_new_files();
     let settings = resolve(args)?;
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
@@ -208,6 +236,16 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     engine.shutdown().await.context("shutdown incomplete (acknowledged writes remain safe in the WAL)")?;
     tracing::info!("bye");
     Ok(())
+}
+
+/// Files Augur creates (WAL segments, RocksDB's files) hold acknowledged user data:
+/// readable and writable by the owner only (0600; directories 0700).
+fn restrict_new_files() {
+    // SAFETY: umask only swaps the process's file-creation mask; it cannot fail and
+    // touches no memory. It runs before any thread that creates files exists.
+    unsafe {
+        libc::umask(0o077);
+    }
 }
 
 fn spawn_signal_handler(shutdown: Shutdown) {

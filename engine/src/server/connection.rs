@@ -9,8 +9,7 @@ use std::io;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::server::frame::{Frame, Limits, Protocol, ProtocolError, RequestDecoder};
 
@@ -33,19 +32,26 @@ const LINGER: Duration = Duration::from_millis(250);
 /// How much [`Connection::close`] discards at most.
 const LINGER_BYTES: usize = 1024 * 1024;
 
+/// A client byte stream: a TCP socket, or a TLS session over one. Boxed so one
+/// session type serves both; the indirect call is noise next to the system call
+/// behind it.
+pub(crate) trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug> ClientStream for T {}
+
 /// A client socket with its read and write buffers.
 #[derive(Debug)]
 pub(crate) struct Connection {
-    stream: TcpStream,
+    stream: Box<dyn ClientStream>,
     rbuf: BytesMut,
     wbuf: BytesMut,
     decoder: RequestDecoder,
 }
 
 impl Connection {
-    pub(crate) fn new(stream: TcpStream) -> Self {
+    pub(crate) fn new(stream: impl ClientStream + 'static) -> Self {
         Connection {
-            stream,
+            stream: Box::new(stream),
             rbuf: BytesMut::with_capacity(READ_CHUNK),
             wbuf: BytesMut::with_capacity(READ_CHUNK),
             decoder: RequestDecoder::new(),

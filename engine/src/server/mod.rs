@@ -70,6 +70,49 @@ pub struct ServerConfig {
     pub requirepass: Option<String>,
     /// Close clients idle this long (Redis's `timeout`). Default `None`: never.
     pub idle_timeout: Option<Duration>,
+    /// Redis's protected mode: with no password set, refuse clients that do not
+    /// connect from a loopback address. Default on.
+    pub protected_mode: bool,
+    /// Serve TLS only (no plaintext) with this acceptor; see [`tls_acceptor`].
+    /// Default `None`: plaintext.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// The TLS acceptor, wrapped for `Debug` (rustls's config holds the private key).
+pub(crate) struct Tls(pub(crate) tokio_rustls::TlsAcceptor);
+
+impl fmt::Debug for Tls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Tls(..)")
+    }
+}
+
+/// A TLS acceptor from PEM files: a certificate chain and its private key.
+pub fn tls_acceptor(
+    cert_pem: &std::path::Path,
+    key_pem: &std::path::Path,
+) -> std::io::Result<tokio_rustls::TlsAcceptor> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let invalid = |what: &str, path: &std::path::Path, e: &dyn fmt::Display| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{what} {}: {e}", path.display()))
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_pem)
+        .map_err(|e| invalid("cannot read certificate", cert_pem, &e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| invalid("invalid certificate", cert_pem, &e))?;
+    if certs.is_empty() {
+        return Err(invalid("no certificate in", cert_pem, &"empty file"));
+    }
+    let key = PrivateKeyDer::from_pem_file(key_pem).map_err(|e| invalid("cannot read private key", key_pem, &e))?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid("TLS setup for", cert_pem, &e))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| invalid("certificate and key do not match:", cert_pem, &e))?;
+    Ok(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)))
 }
 
 impl Default for ServerConfig {
@@ -81,6 +124,8 @@ impl Default for ServerConfig {
             max_output_buffer: 64 * 1024 * 1024,
             requirepass: None,
             idle_timeout: None,
+            protected_mode: true,
+            tls: None,
         }
     }
 }
@@ -95,6 +140,8 @@ impl fmt::Debug for ServerConfig {
             .field("max_output_buffer", &self.max_output_buffer)
             .field("requirepass", &self.requirepass.as_ref().map(|_| "***"))
             .field("idle_timeout", &self.idle_timeout)
+            .field("protected_mode", &self.protected_mode)
+            .field("tls", &self.tls.is_some())
             .finish()
     }
 }
@@ -142,6 +189,8 @@ pub(crate) struct Shared {
     pub(crate) idle_timeout_ms: AtomicU64,
     pub(crate) stats: ServerStats,
     pub(crate) next_client_id: AtomicU64,
+    pub(crate) protected_mode: bool,
+    pub(crate) tls: Option<Tls>,
     pub(crate) started: Instant,
     pub(crate) started_wall: SystemTime,
     pub(crate) local_addr: SocketAddr,
@@ -153,6 +202,8 @@ impl Shared {
         Shared {
             engine,
             shutdown,
+            protected_mode: config.protected_mode,
+            tls: config.tls.map(Tls),
             requirepass: config.requirepass.filter(|p| !p.is_empty()).map(Password),
             max_clients: AtomicUsize::new(config.max_clients),
             max_bulk_len: AtomicUsize::new(config.max_bulk_len),
@@ -262,14 +313,33 @@ pub async fn run(
     Ok(())
 }
 
-/// Starts a session for a new connection, or turns it away when the server is full.
+/// Redis's reply to a non-loopback client in protected mode.
+const DENIED: &str = "DENIED Augur is running in protected mode because protected mode is enabled and no \
+password is set. In this mode connections are only accepted from the loopback interface. To accept \
+other clients, set a password with --requirepass (recommended) or disable protected mode with \
+--protected-mode false, and bind to a trusted interface only.";
+
+/// Whether protected mode lets a client from `peer` in.
+pub(crate) fn allowed_by_protected_mode(peer: std::net::IpAddr, protected: bool, has_password: bool) -> bool {
+    !protected || has_password || peer.to_canonical().is_loopback()
+}
+
+/// Starts a session for a new connection, or turns it away when the server is full
+/// or protected mode refuses the client.
 fn admit(stream: TcpStream, shared: &Arc<Shared>, tasks: &mut JoinSet<()>) {
+    let peer = stream.peer_addr().map(|a| a.ip()).unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+    if !allowed_by_protected_mode(peer, shared.protected_mode, shared.requirepass.is_some()) {
+        shared.stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(%peer, "refused a non-loopback client: protected mode and no password");
+        tasks.spawn(reject(stream, DENIED));
+        return;
+    }
     // Only this loop increments the count, so checking then incrementing cannot let
     // two clients past the limit; sessions ending concurrently only lower it.
     let connected = shared.stats.connected_clients.load(Ordering::Relaxed);
     if connected >= shared.max_clients.load(Ordering::Relaxed) {
         shared.stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
-        tasks.spawn(reject(stream));
+        tasks.spawn(reject(stream, "ERR max number of clients reached"));
         return;
     }
     shared.stats.connected_clients.fetch_add(1, Ordering::Relaxed);
@@ -284,9 +354,9 @@ fn admit(stream: TcpStream, shared: &Arc<Shared>, tasks: &mut JoinSet<()>) {
     });
 }
 
-async fn reject(stream: TcpStream) {
+async fn reject(stream: TcpStream, message: &'static str) {
     let mut conn = Connection::new(stream);
-    let reply = Frame::error("ERR max number of clients reached");
+    let reply = Frame::error(message);
     // A client that never reads must not keep this task (and a shutdown) waiting.
     let written = tokio::time::timeout(Duration::from_secs(1), async {
         conn.write_frame(&reply, Protocol::Resp2).await?;
@@ -310,6 +380,25 @@ fn log_join(joined: Result<(), tokio::task::JoinError>) {
     if let Err(error) = joined {
         if error.is_panic() {
             tracing::error!(%error, "connection task panicked");
+        }
+    }
+}
+
+#[cfg(test)]
+mod protected_mode_tests {
+    use super::allowed_by_protected_mode as allowed;
+    use std::net::IpAddr;
+
+    #[test]
+    fn only_loopback_without_password() {
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        for local in ["127.0.0.1", "127.8.9.1", "::1", "::ffff:127.0.0.1"] {
+            assert!(allowed(ip(local), true, false), "{local}");
+        }
+        for remote in ["10.0.0.5", "192.168.1.2", "8.8.8.8", "::ffff:10.0.0.5", "fe80::1"] {
+            assert!(!allowed(ip(remote), true, false), "{remote} must be refused");
+            assert!(allowed(ip(remote), true, true), "{remote} allowed with a password");
+            assert!(allowed(ip(remote), false, false), "{remote} allowed with protected mode off");
         }
     }
 }

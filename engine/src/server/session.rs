@@ -116,6 +116,9 @@ impl Batch {
     }
 }
 
+/// How long a client has to complete the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Runs one client's session to its end and closes the socket.
 pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
     // Replies are small and latency-bound; Nagle's delay would stall request/reply
@@ -132,7 +135,20 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
         authenticated: shared.requirepass.is_none(),
         connected_at: Instant::now(),
     };
-    let mut conn = Connection::new(stream);
+    let mut conn = match &shared.tls {
+        None => Connection::new(stream),
+        Some(tls) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.0.accept(stream)).await {
+            Ok(Ok(tls)) => Connection::new(tls),
+            Ok(Err(error)) => {
+                tracing::debug!(id = client.id, %error, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(id = client.id, "TLS handshake timed out");
+                return;
+            }
+        },
+    };
     let end = run(&mut conn, &mut client, &shared).await;
     match &end {
         End::Io(error) => tracing::debug!(id = client.id, %error, "client connection failed"),

@@ -11,17 +11,27 @@
 //!
 //! Dirty entries never enter a tier (see `dirty.rs`): a tier may evict anything.
 
+mod belady;
+mod clock;
+mod fifo;
+mod gpu;
 mod lru;
 mod moka_tier;
 mod policy_tier;
+mod sieve;
 
 use std::fmt;
 
 use bytes::Bytes;
 
+pub use self::belady::Belady;
+pub use self::clock::Clock;
+pub use self::fifo::Fifo;
+pub use self::gpu::GpuTier;
 pub use self::lru::Lru;
 pub use self::moka_tier::MokaTier;
 pub use self::policy_tier::PolicyTier;
+pub use self::sieve::Sieve;
 
 /// What the tier knows about a key.
 #[derive(Debug, Clone, PartialEq, Eq)]

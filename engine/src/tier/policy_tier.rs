@@ -102,7 +102,7 @@ mod tests {
     #[test]
     fn stays_within_capacity_and_evicts_lru() {
         let per = TierEntry::clean(Some(Bytes::from(vec![0u8; 36]))).weight(&Bytes::from_static(b"k0"));
-        let tier = PolicyTier::new(Lru::new(), per * 3);
+        let tier = PolicyTier::new(Lru::<Bytes>::new(), per * 3);
         for i in 0..3 {
             tier.insert(Bytes::from(format!("k{i}")), TierEntry::clean(Some(Bytes::from(vec![0u8; 36]))));
         }

@@ -170,6 +170,7 @@ impl Wal {
     pub fn remove_segments_below(&self, watermark: u64) {
         let mut segments = lock(&self.segments);
         while segments.closed.first().is_some_and(|s| s.last_seq < watermark) {
+            fail::fail_point!("wal::before_segment_remove", |_| crash("wal::before_segment_remove"));
             let seg = segments.closed.remove(0);
             match std::fs::remove_file(&seg.path) {
                 Ok(()) => tracing::debug!(file = %seg.path.display(), "WAL segment flushed to the store; removed"),
@@ -269,6 +270,23 @@ impl Wal {
         }
     }
 
+    /// In failpoint builds with `AUGUR_RECORD_SYNCED` set, remembers how much of the
+    /// active segment is fsynced (`<file> <bytes>` in `synced`), so a crash test can
+    /// cut the unsynced tail off, as losing the page cache in a machine crash would.
+    fn record_synced(&self) {
+        #[cfg(feature = "failpoints")]
+        if std::env::var_os("AUGUR_RECORD_SYNCED").is_some() {
+            let segments = lock(&self.segments);
+            let name = segments.active.path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+            let text = format!("{name} {}\n", segments.active.bytes);
+            drop(segments);
+            let tmp = self.dir.join("synced.tmp");
+            if std::fs::write(&tmp, text).is_ok() {
+                let _ = std::fs::rename(&tmp, self.dir.join("synced"));
+            }
+        }
+    }
+
     fn write_and_sync(
         &self,
         file: &mut File,
@@ -278,7 +296,9 @@ impl Wal {
         closing: bool,
     ) -> Result<(), String> {
         if !buf.is_empty() {
+            fail::fail_point!("wal::before_write", |_| crash("wal::before_write"));
             file.write_all(buf).map_err(|e| format!("WAL write failed: {e}"))?;
+            fail::fail_point!("wal::after_write", |_| crash("wal::after_write"));
             let mut segments = lock(&self.segments);
             segments.active.bytes += buf.len() as u64;
             segments.active.last_seq = last_seq;
@@ -294,6 +314,8 @@ impl Wal {
         if unsynced && (due || closing) {
             file.sync_data().map_err(|e| format!("WAL fsync failed: {e}"))?;
             *last_sync = Instant::now();
+            self.record_synced();
+            fail::fail_point!("wal::after_fsync", |_| crash("wal::after_fsync"));
             self.progress.send_modify(|p| p.synced = last_seq);
         }
         Ok(())
@@ -306,6 +328,8 @@ impl Wal {
         let mut segments = lock(&self.segments);
         let old = std::mem::replace(&mut segments.active, active);
         segments.closed.push(old);
+        drop(segments);
+        self.record_synced();
         Ok(())
     }
 }
@@ -314,6 +338,14 @@ impl Drop for Wal {
     fn drop(&mut self) {
         let _ = self.close();
     }
+}
+
+#[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
+/// A failpoint's action: die on the spot, as a power cut or `kill -9` would (no
+/// unwinding, no destructors, no flush).
+pub(crate) fn crash(point: &str) -> ! {
+    eprintln!("failpoint {point}: crashing the process");
+    std::process::abort()
 }
 
 fn create_segment(dir: &Path, first_seq: u64) -> EngineResult<(File, SegmentFile)> {

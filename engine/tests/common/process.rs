@@ -22,18 +22,24 @@ impl Augur {
     /// Starts `augur serve` with its data (WAL, RocksDB) under `data`, plus `extra` flags,
     /// and waits until it answers PING.
     pub fn start(data: &Path, extra: &[&str]) -> Augur {
+        Self::start_with_env(data, extra, &[])
+    }
+
+    /// As [`Augur::start`], with extra environment variables.
+    pub fn start_with_env(data: &Path, extra: &[&str], env: &[(&str, String)]) -> Augur {
         let port = free_port();
         let log = data.join(format!("augur-{port}.log"));
-        let log_file = std::fs::File::create(&log).expect("log file");
+        let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("log file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_augur"));
         cmd.arg("serve").arg("--listen").arg(format!("127.0.0.1:{port}")).arg("--wal-dir").arg(data.join("wal"));
         if !extra.contains(&"--store") {
             cmd.arg("--store").arg(format!("rocksdb:{}", data.join("rocksdb").display()));
         }
+        cmd.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
         cmd.args(extra).stdin(Stdio::null()).stdout(Stdio::null()).stderr(log_file);
         let child = cmd.spawn().expect("spawn augur");
         let mut augur = Augur { child, port, data: data.to_path_buf(), log };
-        augur.wait_ready();
+        augur.wait_ready(extra.contains(&"--tls-cert"));
         augur
     }
 
@@ -45,7 +51,8 @@ impl Augur {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    fn wait_ready(&mut self) {
+    /// Waits until the server answers PING (with TLS: until it accepts connections).
+    fn wait_ready(&mut self, tls: bool) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -53,6 +60,9 @@ impl Augur {
             }
             if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
                 use std::io::{Read, Write};
+                if tls {
+                    return;
+                }
                 let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
                 let mut buf = [0u8; 7];
                 if s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n" {
