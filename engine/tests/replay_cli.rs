@@ -3,19 +3,10 @@
 
 mod common;
 
-use std::path::PathBuf;
+use augur_simulators::testing::shared_trace;
 use std::process::Command;
 
 use common::process::Augur;
-
-fn shared_trace() -> PathBuf {
-    let dir = std::env::var_os("AUGUR_TRACES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/traces"));
-    let path = dir.join("cloudPhysicsIO.oracleGeneral.bin");
-    assert!(path.exists(), "shared trace not found at {} (set AUGUR_TRACES_DIR)", path.display());
-    path
-}
 
 #[test]
 fn replay_reports_throughput_latency_and_hit_ratio() {
@@ -23,7 +14,7 @@ fn replay_reports_throughput_latency_and_hit_ratio() {
     let augur = Augur::start(dir.path(), &["--cache-size", "16MiB"]);
     let out = Command::new(env!("CARGO_BIN_EXE_augur"))
         .args(["replay", "--trace"])
-        .arg(shared_trace())
+        .arg(shared_trace("cloudPhysicsIO.oracleGeneral.bin"))
         .args(["--target", &format!("127.0.0.1:{}", augur.port), "--concurrency", "4", "--limit", "5000"])
         .args(["--max-value", "4KiB"])
         .output()
@@ -47,7 +38,7 @@ fn replay_reports_throughput_latency_and_hit_ratio() {
 fn replay_against_nothing_fails_clearly() {
     let out = Command::new(env!("CARGO_BIN_EXE_augur"))
         .args(["replay", "--trace"])
-        .arg(shared_trace())
+        .arg(shared_trace("cloudPhysicsIO.oracleGeneral.bin"))
         .args(["--target", "127.0.0.1:1"])
         .output()
         .expect("run");

@@ -232,3 +232,36 @@ fn corrupt_wal_stops_start_up_with_file_and_offset() {
     assert!(!out.status.success(), "must refuse to start");
     assert!(stderr.contains(&segment.display().to_string()) && stderr.contains("offset 12"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_reach_logs_or_replies() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let password = "pw-7c1d-do-not-log";
+    let url = augur_adapters::testing::postgres_url();
+    // A PostgreSQL URL carrying a password (trust auth ignores it) must be redacted too.
+    let pg_secret = "pg-secret-9f3e";
+    let url_with_password = url.replacen("postgres@", &format!("postgres:{pg_secret}@"), 1);
+    assert!(url_with_password.contains(pg_secret), "test URL {url} has no user part to add a password to");
+    let table = augur_adapters::testing::unique_table_name();
+    let store = format!("postgres:{url_with_password}");
+    let mut augur = Augur::start(dir.path(), &["--requirepass", password, "--store", &store, "--pg-table", &table]);
+    let client = redis::Client::open(format!("redis://:{password}@127.0.0.1:{}/", augur.port)).expect("client");
+    let mut con = client.get_multiplexed_async_connection().await.expect("AUTH works");
+    let mut replies = String::new();
+    let info: String = redis::cmd("INFO").query_async(&mut con).await.expect("INFO");
+    replies.push_str(&info);
+    let config: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("*").query_async(&mut con).await.expect("CONFIG GET");
+    replies.push_str(&config.join("\n"));
+    let wrong = redis::Client::open(format!("redis://:wrong-{password}@127.0.0.1:{}/", augur.port)).expect("client");
+    assert!(wrong.get_multiplexed_async_connection().await.is_err(), "a wrong password must be refused");
+    let _: redis::RedisResult<()> = redis::cmd("SHUTDOWN").query_async(&mut con).await;
+    assert!(augur.wait_exit(Duration::from_secs(30)).success());
+    let log = augur.log();
+    for secret in [password, pg_secret] {
+        assert!(!log.contains(secret), "secret in the log:\n{log}");
+        assert!(!replies.contains(secret), "secret in a reply:\n{replies}");
+    }
+    assert!(log.contains("***"), "the store spec is logged, redacted:\n{log}");
+    let pg = PostgresStore::builder(&url).table(&table).open().await.expect("open");
+    pg.drop_table().await.expect("drop");
+}

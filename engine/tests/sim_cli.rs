@@ -1,23 +1,13 @@
 //! `augur sim` and `augur gen` as a user runs them: flags, JSON contract, table,
 //! plot files and error messages.
 
-use std::path::{Path, PathBuf};
+use augur_simulators::testing::shared_trace;
 use std::process::Command;
 
 use augur_simulators::report::from_json;
 
 fn augur() -> Command {
     Command::new(env!("CARGO_BIN_EXE_augur"))
-}
-
-fn shared_trace(name: &str) -> PathBuf {
-    let dir = match std::env::var_os("AUGUR_TRACES_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("..").join("shared").join("traces"),
-    };
-    let path = dir.join(name);
-    assert!(path.is_file(), "shared trace {name} not found at {}: set AUGUR_TRACES_DIR", path.display());
-    path
 }
 
 #[test]

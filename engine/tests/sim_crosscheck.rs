@@ -6,26 +6,12 @@
 //! The trace is found at `$AUGUR_TRACES_DIR`, else `<workspace>/../shared/traces`;
 //! if it is missing the test fails and says where it looked.
 
-use std::path::{Path, PathBuf};
+use augur_simulators::testing::shared_trace;
+use std::path::PathBuf;
 
 use augur_engine::sim::{run_plan, PolicyKind, PrefetchKind, SimPlan};
 use augur_simulators::size::parse_sizes;
 use augur_simulators::trace::{ReadOptions, TraceFormat};
-
-fn shared_trace(name: &str) -> PathBuf {
-    let dir = match std::env::var_os("AUGUR_TRACES_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("..").join("shared").join("traces"),
-    };
-    let path = dir.join(name);
-    assert!(
-        path.is_file(),
-        "shared trace {name} not found at {}: set AUGUR_TRACES_DIR to the folder holding it, \
-         or check out shared/ beside the workspace",
-        path.display()
-    );
-    path
-}
 
 /// libCacheSim `cachesim --ignore-obj-size 1`, develop@aa0fc40 (README table).
 const SIZES: &str = "0.1%,1%,5%,10%,20%,40%";

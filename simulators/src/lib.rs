@@ -32,6 +32,7 @@ pub mod report;
 pub mod request;
 pub mod rng;
 pub mod size;
+pub mod testing;
 pub mod trace;
 
 pub use crate::error::{Location, TraceError};

@@ -9,7 +9,7 @@
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hash};
 
-use super::fifo::{KeyList, NIL};
+use super::key_list::{KeyList, NIL};
 use super::EvictionPolicy;
 
 /// CLOCK order over keys of type `K`.

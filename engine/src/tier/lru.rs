@@ -1,33 +1,18 @@
-//! Least-recently-used eviction: O(1) per operation with a doubly linked list kept
-//! in a slab (indices, not pointers) and a map from key to slot.
+//! Least-recently-used eviction: a [`KeyList`] kept in recency order (a hit moves
+//! the key to the head; the tail is the victim), O(1) per operation.
 
 use std::collections::hash_map::RandomState;
-use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
 
+use super::key_list::{KeyList, NIL};
 use super::EvictionPolicy;
-
-const NIL: usize = usize::MAX;
-
-#[derive(Debug)]
-struct Node<K> {
-    key: Option<K>,
-    prev: usize,
-    next: usize,
-}
 
 /// LRU order over keys of type `K`. The hasher is a parameter: the server keeps
 /// SipHash (keys come from clients), the simulator passes a fast one for its
 /// integer ids.
 #[derive(Debug)]
 pub struct Lru<K, S = RandomState> {
-    slots: HashMap<K, usize, S>,
-    nodes: Vec<Node<K>>,
-    free: Vec<usize>,
-    /// Most recently used.
-    head: usize,
-    /// Least recently used: the next victim.
-    tail: usize,
+    list: KeyList<K, S>,
 }
 
 impl<K: Hash + Eq + Clone, S: BuildHasher + Default> Default for Lru<K, S> {
@@ -39,94 +24,44 @@ impl<K: Hash + Eq + Clone, S: BuildHasher + Default> Default for Lru<K, S> {
 impl<K: Hash + Eq + Clone, S: BuildHasher + Default> Lru<K, S> {
     /// An empty order.
     pub fn new() -> Self {
-        Self { slots: HashMap::with_hasher(S::default()), nodes: Vec::new(), free: Vec::new(), head: NIL, tail: NIL }
+        Self { list: KeyList::new() }
     }
 
     /// Keys tracked.
     pub fn len(&self) -> usize {
-        self.slots.len()
+        self.list.len()
     }
 
     /// True when no key is tracked.
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
-    }
-
-    fn unlink(&mut self, i: usize) {
-        let (prev, next) = (self.nodes[i].prev, self.nodes[i].next);
-        if prev == NIL {
-            self.head = next
-        } else {
-            self.nodes[prev].next = next
-        }
-        if next == NIL {
-            self.tail = prev
-        } else {
-            self.nodes[next].prev = prev
-        }
-    }
-
-    fn push_front(&mut self, i: usize) {
-        self.nodes[i].prev = NIL;
-        self.nodes[i].next = self.head;
-        if self.head != NIL {
-            self.nodes[self.head].prev = i;
-        }
-        self.head = i;
-        if self.tail == NIL {
-            self.tail = i;
-        }
-    }
-
-    fn release(&mut self, i: usize) -> Option<K> {
-        self.unlink(i);
-        self.free.push(i);
-        self.nodes[i].key.take()
+        self.list.len() == 0
     }
 }
 
 impl<K: Hash + Eq + Clone + Send, S: BuildHasher + Default + Send> EvictionPolicy<K> for Lru<K, S> {
     fn on_insert(&mut self, key: &K, _weight: u64) {
-        if let Some(&i) = self.slots.get(key) {
-            self.unlink(i);
-            self.push_front(i);
-            return;
+        match self.list.index(key) {
+            Some(i) => self.list.move_to_head(i),
+            None => self.list.push_head(key, false),
         }
-        let node = Node { key: Some(key.clone()), prev: NIL, next: NIL };
-        let i = match self.free.pop() {
-            Some(i) => {
-                self.nodes[i] = node;
-                i
-            }
-            None => {
-                self.nodes.push(node);
-                self.nodes.len() - 1
-            }
-        };
-        self.slots.insert(key.clone(), i);
-        self.push_front(i);
     }
 
     fn on_access(&mut self, key: &K) {
-        if let Some(&i) = self.slots.get(key) {
-            self.unlink(i);
-            self.push_front(i);
+        if let Some(i) = self.list.index(key) {
+            self.list.move_to_head(i);
         }
     }
 
     fn on_remove(&mut self, key: &K) {
-        if let Some(i) = self.slots.remove(key) {
-            self.release(i);
-        }
+        self.list.remove(key);
     }
 
     fn evict(&mut self) -> Option<K> {
-        if self.tail == NIL {
+        let tail = self.list.tail();
+        if tail == NIL {
             return None;
         }
-        let key = self.release(self.tail)?;
-        self.slots.remove(&key);
-        Some(key)
+        self.list.remove_at(tail)
     }
 
     fn name(&self) -> &'static str {

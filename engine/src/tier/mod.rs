@@ -15,6 +15,7 @@ mod belady;
 mod clock;
 mod fifo;
 mod gpu;
+mod key_list;
 mod lru;
 mod moka_tier;
 mod policy_tier;

@@ -12,7 +12,7 @@
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hash};
 
-use super::fifo::{KeyList, NIL};
+use super::key_list::{KeyList, NIL};
 use super::EvictionPolicy;
 
 /// SIEVE order over keys of type `K`.

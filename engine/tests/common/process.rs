@@ -65,7 +65,11 @@ impl Augur {
                 }
                 let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
                 let mut buf = [0u8; 7];
-                if s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n" {
+                // +PONG, or -NOAUTH when a password is required: either way it serves.
+                if s.write_all(b"PING\r\n").is_ok()
+                    && s.read_exact(&mut buf).is_ok()
+                    && (&buf == b"+PONG\r\n" || buf.starts_with(b"-NOAUTH"))
+                {
                     return;
                 }
             }
