@@ -2,6 +2,7 @@
 //! alternating them, and print medians and ratios. Every figure in docs/RESULTS.md
 //! comes from one of these subcommands.
 
+mod access_log;
 mod gpu_table;
 mod pg_upsert;
 mod soak;
@@ -17,6 +18,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Access-log overhead: augur serve throughput with the log on and off, same run.
+    AccessLog(access_log::Args),
     /// PostgreSQL bulk upsert: UNNEST arrays vs multi-row VALUES vs COPY, through the
     /// adapter's own code paths.
     PgUpsert(pg_upsert::Args),
@@ -33,6 +36,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::PgUpsert(args) => runtime.block_on(pg_upsert::run(args)),
+        Command::AccessLog(args) => access_log::run(args),
         Command::GpuTable(args) => gpu_table::run(args),
         Command::Soak(args) => runtime.block_on(soak::run(args)),
     }

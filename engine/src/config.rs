@@ -133,6 +133,11 @@ pub struct EngineConfig {
     /// retrying a failing store before giving up; what is left stays in the WAL.
     /// Default 30 s.
     pub shutdown_flush_timeout: Duration,
+    /// Record an access-log event per key touched. Default on.
+    pub access_log: bool,
+    /// Also write every access-log event to this file (`.csv` → CSV, else Augur's
+    /// binary access-log format, which `augur sim --format augur` replays).
+    pub access_log_export: Option<PathBuf>,
 }
 
 impl EngineConfig {
@@ -152,6 +157,8 @@ impl EngineConfig {
             dirty_limit_bytes: 256 << 20,
             dirty_wait: Duration::from_secs(1),
             shutdown_flush_timeout: Duration::from_secs(30),
+            access_log: true,
+            access_log_export: None,
         }
     }
 }

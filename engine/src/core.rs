@@ -25,6 +25,7 @@ use augur_adapters::{ErrorKind, Store, StoreError};
 use bytes::Bytes;
 use tokio::sync::{watch, Notify};
 
+use crate::access_log::{AccessLog, AccessResult, Op};
 use crate::config::{EngineConfig, EvictionKind, TierKind};
 use crate::dirty::{weight, DirtySet, DirtyState};
 use crate::engine::{SetCondition, SetOutcome, WriteTicket};
@@ -61,7 +62,7 @@ pub(crate) struct Core {
     /// Per-shard write counters; see the module docs.
     epochs: Box<[AtomicU64]>,
     inflight: Box<[InflightShard]>,
-    hasher: std::collections::hash_map::RandomState,
+    pub(crate) access_log: Arc<AccessLog>,
     pub(crate) flush_wake: Arc<Notify>,
     /// Serialises flush rounds: two rounds in parallel could write a key's older
     /// value after its newer one.
@@ -93,6 +94,8 @@ impl Core {
                 "replayed the write-ahead log; flushing the replayed writes to the store"
             );
         }
+        let access_log = AccessLog::start(config.access_log, 1024, config.access_log_export.as_deref())
+            .map_err(|e| EngineError::Startup(format!("cannot start the access log: {e}")))?;
         let core = Arc::new(Core {
             store,
             tier,
@@ -101,7 +104,7 @@ impl Core {
             counters: Counters::default(),
             epochs: (0..SHARDS).map(|_| AtomicU64::new(0)).collect(),
             inflight: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            hasher: std::collections::hash_map::RandomState::new(),
+            access_log,
             flush_wake: Arc::new(Notify::new()),
             flush_round: tokio::sync::Mutex::new(()),
             shutting_down: AtomicBool::new(false),
@@ -115,26 +118,36 @@ impl Core {
         Ok(core)
     }
 
+    /// Fixed-seed hash of key bytes, computed once per key and used both for the
+    /// epoch shard and as the access log's key hash (stable across restarts, so
+    /// logs from different runs agree). Not flooding-resistant, which only matters
+    /// for maps keyed by it; here it only picks one of 1,024 counters.
+    fn key_hash(&self, key: &[u8]) -> u64 {
+        rustc_hash::FxBuildHasher.hash_one(key)
+    }
+
     fn shard(&self, key: &Bytes) -> usize {
-        (self.hasher.hash_one(key) as usize) % SHARDS
+        (self.key_hash(key) as usize) % SHARDS
     }
 
     /// The answer memory holds for `key`: `Some(value)` (value `None` = known absent),
-    /// or `None` when the store must be asked.
-    fn lookup_memory(&self, key: &Bytes) -> Option<Option<Bytes>> {
+    /// or `None` when the store must be asked; and whether a prefetch earned it.
+    fn lookup_memory(&self, key: &Bytes) -> Option<(Option<Bytes>, AccessResult)> {
         if let Some(entry) = self.dirty.lock().get(key) {
-            return Some(entry.value.clone());
+            return Some((entry.value.clone(), AccessResult::Hit));
         }
         let entry = self.tier.get(key)?;
+        let mut result = AccessResult::Hit;
         if entry.state == EntryState::Prefetched {
             Counters::add(&self.counters.prefetch_hits, 1);
+            result = AccessResult::PrefetchHit;
             self.tier.insert(key.clone(), TierEntry { value: entry.value.clone(), state: EntryState::Clean });
         }
         match entry.value {
-            Cached::Present(v) => Some(Some(v)),
+            Cached::Present(v) => Some((Some(v), result)),
             Cached::Absent => {
                 Counters::add(&self.counters.negative_hits, 1);
-                Some(None)
+                Some((None, result))
             }
         }
     }
@@ -142,11 +155,24 @@ impl Core {
     pub(crate) async fn get_many(self: &Arc<Self>, keys: &[Bytes]) -> EngineResult<Vec<Option<Bytes>>> {
         let mut out: Vec<Option<Bytes>> = vec![None; keys.len()];
         let mut missing = Vec::new();
+        let log = self.access_log.enabled();
         for (i, key) in keys.iter().enumerate() {
-            let epoch = self.epochs[self.shard(key)].load(Ordering::SeqCst);
+            let hash = self.key_hash(key);
+            let epoch = self.epochs[(hash as usize) % SHARDS].load(Ordering::SeqCst);
             match self.lookup_memory(key) {
-                Some(value) => out[i] = value,
-                None => missing.push((i, epoch)),
+                Some((value, result)) => {
+                    if log {
+                        let size = value.as_ref().map_or(0, |v| v.len() as u32);
+                        self.access_log.record(hash, Op::Read, result, size);
+                    }
+                    out[i] = value;
+                }
+                None => {
+                    if log {
+                        self.access_log.record(hash, Op::Read, AccessResult::Miss, 0);
+                    }
+                    missing.push((i, epoch));
+                }
             }
         }
         Counters::add(&self.counters.hits, (keys.len() - missing.len()) as u64);
@@ -226,10 +252,19 @@ impl Core {
     /// section (see the module docs). Returns the last sequence number.
     fn append_locked(&self, state: &mut DirtyState, entries: &[(Bytes, Option<Bytes>)]) -> EngineResult<u64> {
         let n = entries.len() as u64;
+        let log = self.access_log.enabled();
         self.wal.append(entries, |first| {
             for (i, (key, value)) in entries.iter().enumerate() {
                 state.insert(key.clone(), first + i as u64, value.clone());
-                self.epochs[self.shard(key)].fetch_add(1, Ordering::SeqCst);
+                let hash = self.key_hash(key);
+                self.epochs[(hash as usize) % SHARDS].fetch_add(1, Ordering::SeqCst);
+                if log {
+                    let (op, size) = match value {
+                        Some(v) => (Op::Write, v.len() as u32),
+                        None => (Op::Delete, 0),
+                    };
+                    self.access_log.record(hash, op, AccessResult::NotApplicable, size);
+                }
             }
             first + n - 1
         })
@@ -294,7 +329,7 @@ impl Core {
         // one critical section, preferring whatever memory holds by then (a write
         // that raced the store read is in the dirty set and is newer).
         let fetched = match self.lookup_memory(&key) {
-            Some(v) => v,
+            Some((v, _)) => v,
             None => self.get_many(std::slice::from_ref(&key)).await?.pop().flatten(),
         };
         let (outcome, last_seq) = {
@@ -375,6 +410,7 @@ impl Core {
             store_durability: self.store.durability().to_string(),
             eviction: self.tier.name().to_string(),
             wal_error: self.wal.failure(),
+            access_log: self.access_log.stats(),
         }
     }
 
@@ -408,6 +444,7 @@ impl Core {
         self.shutting_down.store(true, Ordering::SeqCst);
         let flushed = self.flush_all().await;
         let closed = self.wal.close();
+        self.access_log.flush();
         if flushed.is_ok() && closed.is_ok() {
             self.wal.remove_all_below(self.dirty.watermark(self.wal.next_seq()));
             tracing::info!("shutdown: every acknowledged write is in the store");

@@ -141,6 +141,16 @@ impl Engine {
         self.inner.stats()
     }
 
+    /// Turns access logging on or off at run time.
+    pub fn set_access_log(&self, on: bool) {
+        self.inner.access_log.set_enabled(on);
+    }
+
+    /// Makes every access-log event recorded so far reach its sinks.
+    pub fn flush_access_log(&self) {
+        self.inner.access_log.flush();
+    }
+
     /// The configuration the engine runs with.
     pub fn config(&self) -> &EngineConfig {
         self.inner.config()

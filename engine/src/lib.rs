@@ -7,6 +7,8 @@
 //! segment holding it is deleted once every record in it is in the store.
 //!
 //! # Layout
+//! - [`access_log`]: fixed-size events per key touched, for the predictor and for
+//!   export as a replayable trace; built to cost under 1% of throughput.
 //! - [`config`]: engine settings and the durability ([`SyncPolicy`]) modes.
 //! - [`engine`]: the public API the server, tests and simulator call.
 //! - `core`: the read and write paths behind that API.
@@ -23,6 +25,7 @@
 //!   serving code.
 //! - [`stats`]: counters for INFO.
 
+pub mod access_log;
 pub mod config;
 mod core;
 mod dirty;

@@ -107,4 +107,6 @@ pub struct EngineStats {
     pub eviction: String,
     /// Set when the WAL has failed and writes are refused.
     pub wal_error: Option<String>,
+    /// Access-log counters.
+    pub access_log: crate::access_log::AccessLogStats,
 }

@@ -57,6 +57,13 @@ pub struct ServeArgs {
     /// Longest a dirty entry waits before a flush, in ms [default: 50].
     #[arg(long)]
     flush_delay_ms: Option<u64>,
+    /// Record an access-log event per key touched [default: true].
+    #[arg(long)]
+    access_log: Option<bool>,
+    /// Also write every access-log event to FILE (.csv: CSV; else Augur's binary
+    /// access-log format, replayable with `augur sim --format augur`).
+    #[arg(long)]
+    access_log_export: Option<PathBuf>,
     /// Require clients to AUTH with this password.
     #[arg(long)]
     requirepass: Option<String>,
@@ -99,6 +106,8 @@ struct FileConfig {
     dirty_wait_ms: Option<u64>,
     flush_batch: Option<usize>,
     flush_delay_ms: Option<u64>,
+    access_log: Option<bool>,
+    access_log_export: Option<PathBuf>,
     requirepass: Option<String>,
     max_clients: Option<usize>,
     protected_mode: Option<bool>,
@@ -169,6 +178,10 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
     if let Some(ms) = pick!(flush_delay_ms) {
         engine.flush_delay = Duration::from_millis(ms.max(1));
     }
+    if let Some(on) = pick!(access_log) {
+        engine.access_log = on;
+    }
+    engine.access_log_export = pick!(access_log_export);
     let mut server = ServerConfig::default();
     if let Some(p) = pick!(requirepass) {
         server.requirepass = Some(p);

@@ -149,7 +149,9 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
             }
         },
     };
-    let end = run(&mut conn, &mut client, &shared).await;
+    // Access-log events carry the connection id (truncated to the log's 32 bits).
+    let connection = client.id as u32;
+    let end = crate::access_log::CONNECTION.scope(connection, run(&mut conn, &mut client, &shared)).await;
     match &end {
         End::Io(error) => tracing::debug!(id = client.id, %error, "client connection failed"),
         End::OutputLimit => tracing::warn!(

@@ -138,6 +138,12 @@ impl<W: Write> AccessLogWriter<W> {
         self.out.write_all(&rec.encode())
     }
 
+    /// Writes everything buffered through to the inner writer (and flushes it), so
+    /// a reader sees every record written so far.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+
     /// Flushes and returns the inner writer.
     pub fn finish(self) -> std::io::Result<W> {
         self.out.into_inner().map_err(|e| e.into_error())

@@ -16,6 +16,7 @@ use crate::server::Shared;
 
 /// Every parameter `CONFIG GET` knows, in the order it reports them.
 const PARAMS: &[&str] = &[
+    "access-log",
     "appendfsync",
     "appendonly",
     "bind",
@@ -38,6 +39,7 @@ pub(crate) enum Config {
 
 /// A validated `CONFIG SET` assignment.
 enum Change {
+    AccessLog(bool),
     MaxClients(usize),
     TimeoutSecs(u64),
     MaxBulkLen(usize),
@@ -107,6 +109,7 @@ impl Config {
 fn value(shared: &Shared, name: &str) -> String {
     let engine = shared.engine.config();
     match name {
+        "access-log" => if shared.engine.stats().access_log.enabled { "yes" } else { "no" }.to_string(),
         "appendfsync" => engine.sync.to_string(),
         "appendonly" => "yes".to_string(),
         "bind" => shared.local_addr.ip().to_string(),
@@ -145,6 +148,11 @@ fn set(shared: &Shared, pairs: &[(Bytes, Bytes)]) -> Result<(), String> {
                 Ok(secs) => Change::TimeoutSecs(secs),
                 Err(_) => return Err(failed("argument must be between 0 and 2147483647 inclusive")),
             },
+            "access-log" => match value.to_ascii_lowercase().as_slice() {
+                b"yes" => Change::AccessLog(true),
+                b"no" => Change::AccessLog(false),
+                _ => return Err(failed("argument must be 'yes' or 'no'")),
+            },
             "proto-max-bulk-len" => {
                 let bytes = std::str::from_utf8(value)
                     .ok()
@@ -162,6 +170,7 @@ fn set(shared: &Shared, pairs: &[(Bytes, Bytes)]) -> Result<(), String> {
     for change in changes {
         match change {
             Change::MaxClients(n) => shared.max_clients.store(n, Ordering::Relaxed),
+            Change::AccessLog(on) => shared.engine.set_access_log(on),
             Change::TimeoutSecs(secs) => shared.idle_timeout_ms.store(secs.saturating_mul(1000), Ordering::Relaxed),
             Change::MaxBulkLen(n) => shared.max_bulk_len.store(n, Ordering::Relaxed),
         }

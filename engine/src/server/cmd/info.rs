@@ -175,6 +175,10 @@ fn counters(shared: &Shared, s: &EngineStats) -> Fields {
         ("writes", s.writes.to_string()),
         ("deletes", s.deletes.to_string()),
         ("prefetch_hits", s.prefetch_hits.to_string()),
+        ("access_log_enabled", u8::from(s.access_log.enabled).to_string()),
+        ("access_log_events", s.access_log.recorded.to_string()),
+        ("access_log_dropped", s.access_log.dropped.to_string()),
+        ("access_log_exported", s.access_log.exported.to_string()),
     ]
 }
 
