@@ -252,19 +252,10 @@ impl Core {
     /// section (see the module docs). Returns the last sequence number.
     fn append_locked(&self, state: &mut DirtyState, entries: &[(Bytes, Option<Bytes>)]) -> EngineResult<u64> {
         let n = entries.len() as u64;
-        let log = self.access_log.enabled();
         self.wal.append(entries, |first| {
             for (i, (key, value)) in entries.iter().enumerate() {
                 state.insert(key.clone(), first + i as u64, value.clone());
-                let hash = self.key_hash(key);
-                self.epochs[(hash as usize) % SHARDS].fetch_add(1, Ordering::SeqCst);
-                if log {
-                    let (op, size) = match value {
-                        Some(v) => (Op::Write, v.len() as u32),
-                        None => (Op::Delete, 0),
-                    };
-                    self.access_log.record(hash, op, AccessResult::NotApplicable, size);
-                }
+                self.epochs[self.shard(key)].fetch_add(1, Ordering::SeqCst);
             }
             first + n - 1
         })
@@ -297,6 +288,16 @@ impl Core {
         let keys: Vec<Bytes> = entries.iter().map(|(k, _)| k.clone()).collect();
         self.tier.remove_many(&keys);
         let deletes = entries.iter().filter(|(_, v)| v.is_none()).count() as u64;
+        // Logged here, outside the critical section every writer passes through.
+        if self.access_log.enabled() {
+            for (key, value) in entries {
+                let (op, size) = match value {
+                    Some(v) => (Op::Write, v.len() as u32),
+                    None => (Op::Delete, 0),
+                };
+                self.access_log.record(self.key_hash(key), op, AccessResult::NotApplicable, size);
+            }
+        }
         Counters::add(&self.counters.writes, entries.len() as u64 - deletes);
         Counters::add(&self.counters.deletes, deletes);
         if self.dirty.usage().0 as usize >= self.config.flush_batch_entries {

@@ -39,4 +39,4 @@ pub use crate::error::{Location, TraceError};
 pub use crate::harness::{Access, ReplayOptions, SimCache};
 pub use crate::report::Report;
 pub use crate::request::{Op, Request, NEXT_ACCESS_NEVER, NEXT_ACCESS_UNKNOWN};
-pub use crate::trace::{open_trace, ReadOptions, TraceFormat, TraceReader};
+pub use crate::trace::{open_trace, open_trace_bytes, ReadOptions, TraceFormat, TraceReader};

@@ -312,6 +312,7 @@ impl Wal {
             SyncPolicy::No => false,
         };
         if unsynced && (due || closing) {
+            fail::fail_point!("wal::fsync_fails", |_| Err("WAL fsync failed: injected I/O error".to_string()));
             file.sync_data().map_err(|e| format!("WAL fsync failed: {e}"))?;
             *last_sync = Instant::now();
             self.record_synced();

@@ -63,6 +63,12 @@ impl Input {
     }
 
     /// The file being read.
+    /// Reads from memory; `name` stands in for the path in error messages. For
+    /// fuzzing and tests: no file, no zstd detection.
+    pub fn from_bytes(bytes: Vec<u8>, name: &str) -> Self {
+        Self { inner: Box::new(io::Cursor::new(bytes)), path: PathBuf::from(name), offset: 0, compressed: false }
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -191,7 +191,25 @@ pub fn open_trace(
         Some(f) => f,
         None => TraceFormat::detect(path)?,
     };
-    let input = input::Input::open(path)?;
+    reader_for(input::Input::open(path)?, format, options)
+}
+
+/// A reader over `bytes` already in memory (fuzzing, tests); `name` appears in
+/// error messages in place of a path.
+pub fn open_trace_bytes(
+    bytes: Vec<u8>,
+    name: &str,
+    format: TraceFormat,
+    options: &ReadOptions,
+) -> Result<Box<dyn TraceReader>, TraceError> {
+    reader_for(input::Input::from_bytes(bytes, name), format, options)
+}
+
+fn reader_for(
+    input: input::Input,
+    format: TraceFormat,
+    options: &ReadOptions,
+) -> Result<Box<dyn TraceReader>, TraceError> {
     let skip = SkipLog::new(options.skip_bad);
     Ok(match format {
         TraceFormat::OracleGeneral => Box::new(oracle::OracleReader::new(input, skip)),
