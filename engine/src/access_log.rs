@@ -34,7 +34,9 @@ pub use augur_simulators::Op;
 const CHUNK: usize = 256;
 /// How often the consumer sweeps partly filled buffers and advances the clock.
 const TICK: Duration = Duration::from_micros(100);
-const SWEEP_EVERY_TICKS: u32 = 50; // 5 ms
+const SWEEP_EVERY: Duration = Duration::from_millis(5);
+/// The consumer's wake-up interval while recording is off.
+const IDLE_TICK: Duration = Duration::from_millis(10);
 
 /// Counters for INFO.
 #[derive(Debug, Clone, Copy, Default)]
@@ -198,11 +200,14 @@ impl AccessLog {
         }
     }
 
-    /// Counters for INFO.
+    /// Counters for INFO. `recorded` includes events still in the shard buffers,
+    /// so it is exact the moment recording returns.
     pub fn stats(&self) -> AccessLogStats {
+        let buffered: usize =
+            self.shards.iter().map(|shard| shard.lock().unwrap_or_else(|p| p.into_inner()).len()).sum();
         AccessLogStats {
             enabled: self.enabled(),
-            recorded: self.recorded.load(Ordering::Relaxed),
+            recorded: self.recorded.load(Ordering::Relaxed) + buffered as u64,
             dropped: self.dropped.load(Ordering::Relaxed),
             exported: self.exported.load(Ordering::Relaxed),
         }
@@ -271,9 +276,10 @@ impl Export {
 /// The consumer thread: advances the coarse clock, sweeps the shards, and passes
 /// chunks to the sinks. Ends when the log is dropped.
 fn consume(log: Weak<AccessLog>, rx: Receiver<Msg>, mut export: Option<Export>) {
-    let mut ticks = 0u32;
+    let mut last_sweep = std::time::Instant::now();
+    let mut wait = TICK;
     loop {
-        let msg = rx.recv_timeout(TICK);
+        let msg = rx.recv_timeout(wait);
         let Some(log) = log.upgrade() else { break };
         match msg {
             Ok(Msg::Chunk(events)) => {
@@ -302,9 +308,10 @@ fn consume(log: Weak<AccessLog>, rx: Receiver<Msg>, mut export: Option<Export>) 
             Err(RecvTimeoutError::Disconnected) => break,
         }
         log.now_us.store(wall_us(), Ordering::Relaxed);
-        ticks += 1;
-        if ticks >= SWEEP_EVERY_TICKS {
-            ticks = 0;
+        // While recording is off there is nothing to timestamp or sweep often.
+        wait = if log.enabled() { TICK } else { IDLE_TICK };
+        if last_sweep.elapsed() >= SWEEP_EVERY {
+            last_sweep = std::time::Instant::now();
             log.sweep();
         }
     }

@@ -49,6 +49,10 @@ type LeadReads = Vec<(Bytes, u64, Arc<PendingRead>)>;
 #[derive(Debug)]
 struct PendingRead {
     result: watch::Sender<ReadResult>,
+    /// The shard epoch the leader saw before looking in memory. Only readers that
+    /// saw the same epoch may share the answer: a reader that started after a
+    /// write to the shard must not get a value read before that write.
+    epoch: u64,
 }
 
 #[derive(Debug)]
@@ -186,13 +190,15 @@ impl Core {
         for (i, epoch) in missing {
             let key = &keys[i];
             let mut shard = lock(&self.inflight[self.shard(key)]);
-            if let Some(pending) = shard.get(key) {
+            if let Some(pending) = shard.get(key).filter(|p| p.epoch == epoch) {
                 Counters::add(&self.counters.coalesced_reads, 1);
                 waits.push((i, pending.result.subscribe()));
                 continue;
             }
+            // No read in flight, or one from before a write: lead a new one (an older
+            // leader still answers its own waiters).
             let (tx, rx) = watch::channel(None);
-            let pending = Arc::new(PendingRead { result: tx });
+            let pending = Arc::new(PendingRead { result: tx, epoch });
             shard.insert(key.clone(), Arc::clone(&pending));
             lead.push((key.clone(), epoch, pending));
             waits.push((i, rx));
@@ -239,7 +245,11 @@ impl Core {
             }
         }
         for (j, (key, _, pending)) in lead.iter().enumerate() {
-            lock(&self.inflight[self.shard(key)]).remove(key);
+            let mut shard = lock(&self.inflight[self.shard(key)]);
+            if shard.get(key).is_some_and(|p| Arc::ptr_eq(p, pending)) {
+                shard.remove(key);
+            }
+            drop(shard);
             let slot = match &result {
                 Ok(values) => Ok(values.get(j).cloned().flatten()),
                 Err(e) => Err((e.kind(), e.message().to_string())),
@@ -300,7 +310,8 @@ impl Core {
         }
         Counters::add(&self.counters.writes, entries.len() as u64 - deletes);
         Counters::add(&self.counters.deletes, deletes);
-        if self.dirty.usage().0 as usize >= self.config.flush_batch_entries {
+        let (dirty_keys, dirty_bytes) = self.dirty.usage();
+        if dirty_keys as usize >= self.config.flush_batch_entries || dirty_bytes >= self.config.flush_batch_bytes {
             self.flush_wake.notify_one();
         }
         WriteTicket { seq: last_seq, wal: Some(Arc::clone(&self.wal)) }
@@ -328,18 +339,24 @@ impl Core {
         self.admit(&entries).await?;
         // Ask the store first when memory has no answer, then decide and write in
         // one critical section, preferring whatever memory holds by then (a write
-        // that raced the store read is in the dirty set and is newer).
-        let fetched = match self.lookup_memory(&key) {
-            Some((v, _)) => v,
-            None => self.get_many(std::slice::from_ref(&key)).await?.pop().flatten(),
-        };
-        let (outcome, last_seq) = {
+        // that raced the store read is in the dirty set and is newer). If the key's
+        // shard saw a write since the store was asked and memory no longer holds the
+        // key (written and flushed meanwhile), the fetched answer may be stale: ask
+        // again.
+        let shard = self.shard(&key);
+        let (outcome, last_seq) = loop {
+            let epoch = self.epochs[shard].load(Ordering::SeqCst);
+            let fetched = match self.lookup_memory(&key) {
+                Some((v, _)) => v,
+                None => self.get_many(std::slice::from_ref(&key)).await?.pop().flatten(),
+            };
             let mut state = self.dirty.lock();
             let previous = match state.get(&key) {
                 Some(entry) => entry.value.clone(),
                 None => match self.tier.get(&key).map(|e| e.value) {
                     Some(Cached::Present(v)) => Some(v),
                     Some(Cached::Absent) => None,
+                    None if self.epochs[shard].load(Ordering::SeqCst) != epoch => continue,
                     None => fetched,
                 },
             };
@@ -352,7 +369,7 @@ impl Core {
                 return Ok(SetOutcome { written: false, previous, ticket: WriteTicket::none() });
             }
             let last_seq = self.append_locked(&mut state, &entries)?;
-            (previous, last_seq)
+            break (previous, last_seq);
         };
         Ok(SetOutcome { written: true, previous: outcome, ticket: self.after_write(&entries, last_seq) })
     }

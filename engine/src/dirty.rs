@@ -129,19 +129,22 @@ impl DirtySet {
     }
 
     /// Removes entries the store now has, unless a newer write replaced them
-    /// meanwhile, and calls `on_clean` for each removed one while still holding the
-    /// lock (so a reader cannot see neither the dirty nor the clean copy).
-    pub fn complete(&self, flushed: &[(Bytes, DirtyEntry)], mut on_clean: impl FnMut(&Bytes, &Option<Bytes>)) {
+    /// meanwhile, and hands the removed ones to `on_clean` (key and value) while
+    /// still holding the lock, so no write or reader can slip between leaving the
+    /// dirty set and entering the tier.
+    pub fn complete(&self, flushed: &[(Bytes, DirtyEntry)], on_clean: impl FnOnce(Vec<(Bytes, Option<Bytes>)>)) {
         let mut s = self.lock();
+        let mut cleaned = Vec::with_capacity(flushed.len());
         for (key, entry) in flushed {
             if s.map.get(key).is_some_and(|cur| cur.seq == entry.seq) {
                 if let Some(removed) = s.map.remove(key) {
                     s.by_seq.remove(&removed.seq);
                     s.bytes -= weight(key, &removed.value);
-                    on_clean(key, &removed.value);
+                    cleaned.push((key.clone(), removed.value));
                 }
             }
         }
+        on_clean(cleaned);
         drop(s);
         self.room.notify_waiters();
     }
@@ -168,12 +171,12 @@ mod tests {
         let batch = set.oldest(10, 1 << 20);
         set.lock().insert(b("k"), 2, Some(b("v2")));
         let mut cleaned = Vec::new();
-        set.complete(&batch, |k, _| cleaned.push(k.clone()));
+        set.complete(&batch, |c| cleaned = c);
         assert!(cleaned.is_empty(), "the flush of seq 1 must not clean seq 2");
         assert_eq!(set.lock().get(&b("k")).map(|e| e.seq), Some(2));
         assert_eq!(set.watermark(10), 2);
         let batch = set.oldest(10, 1 << 20);
-        set.complete(&batch, |_, _| {});
+        set.complete(&batch, |_| {});
         assert_eq!(set.usage(), (0, 0));
         assert_eq!(set.watermark(10), 10);
     }
@@ -193,7 +196,7 @@ mod tests {
         let err = set.wait_for_room(100, Duration::from_millis(50)).await;
         assert_eq!(err, Err(165));
         let batch = set.oldest(10, 1 << 20);
-        set.complete(&batch, |_, _| {});
+        set.complete(&batch, |_| {});
         assert_eq!(set.wait_for_room(100, Duration::from_millis(50)).await, Ok(()));
     }
 }

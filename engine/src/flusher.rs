@@ -45,12 +45,13 @@ pub(crate) fn spawn(core: Weak<Core>, wake: Arc<Notify>, delay: Duration) {
 async fn flush_until_clean(core: &Core, failures: &mut u64) -> Option<Duration> {
     while core.dirty.usage().0 > 0 {
         match core.flush_once().await {
-            Ok(n) => {
+            Ok(round) => {
                 if *failures > 0 {
                     tracing::info!(after_failures = *failures, "store accepts writes again");
                 }
                 *failures = 0;
-                if n < core.config.flush_batch_entries {
+                // A round cut short by either cap means more is waiting: go on.
+                if !round.full {
                     break;
                 }
             }
@@ -59,21 +60,30 @@ async fn flush_until_clean(core: &Core, failures: &mut u64) -> Option<Duration> 
                 if *failures == 1 || failures.is_power_of_two() {
                     tracing::warn!(error = %e, failures = *failures, "flush to the store failed; dirty data kept, retrying");
                 }
-                return Some(Duration::from_millis(50 * (1 << (*failures).min(6))));
+                return Some(Duration::from_millis(50 << (*failures - 1).min(6)));
             }
         }
     }
     None
 }
 
+/// What one flush round did.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Round {
+    /// The round stopped at the entry or byte cap, so more may be waiting.
+    pub full: bool,
+}
+
 impl Core {
-    /// One flush round; returns how many entries it wrote.
-    pub(crate) async fn flush_once(&self) -> Result<usize, StoreError> {
+    /// One flush round.
+    pub(crate) async fn flush_once(&self) -> Result<Round, StoreError> {
         let _round = self.flush_round.lock().await;
         let batch = self.dirty.oldest(self.config.flush_batch_entries, self.config.flush_batch_bytes);
         if batch.is_empty() {
-            return Ok(0);
+            return Ok(Round { full: false });
         }
+        let bytes: u64 = batch.iter().map(|(k, e)| crate::dirty::weight(k, &e.value)).sum();
+        let full = batch.len() >= self.config.flush_batch_entries || bytes >= self.config.flush_batch_bytes;
         let mut puts: Vec<(Bytes, Bytes)> = Vec::with_capacity(batch.len());
         let mut deletes: Vec<Bytes> = Vec::new();
         for (key, entry) in &batch {
@@ -89,21 +99,26 @@ impl Core {
         }
         fail::fail_point!("flush::after_store_write", |_| crate::wal::crash("flush::after_store_write"));
         let negative = self.config.negative_cache;
-        let mut clean = Vec::with_capacity(batch.len());
-        let mut gone = Vec::new();
-        self.dirty.complete(&batch, |key, value| match value {
-            Some(v) => clean.push((key.clone(), TierEntry::clean(Some(v.clone())))),
-            None if negative => clean.push((key.clone(), TierEntry::clean(None))),
-            None => gone.push(key.clone()),
+        // Into the tier under the dirty lock, in one batch each (one launch sequence
+        // on the GPU tier): a write that lands after this sees the clean copy and
+        // replaces it; none can land between leaving the dirty set and entering the
+        // tier and be overwritten by this older value.
+        self.dirty.complete(&batch, |cleaned| {
+            let mut clean = Vec::with_capacity(cleaned.len());
+            let mut gone = Vec::new();
+            for (key, value) in cleaned {
+                match value {
+                    Some(v) => clean.push((key, TierEntry::clean(Some(v)))),
+                    None if negative => clean.push((key, TierEntry::clean(None))),
+                    None => gone.push(key),
+                }
+            }
+            self.tier.insert_many(clean);
+            self.tier.remove_many(&gone);
         });
-        // Into the tier in one batch each. Outside the dirty lock, which is safe: a
-        // write racing this is dirty again and shadows the entry until its own flush
-        // replaces it, and a read that misses meanwhile finds the value in the store.
-        self.tier.insert_many(clean);
-        self.tier.remove_many(&gone);
         Counters::add(&self.counters.flushed_entries, batch.len() as u64);
         Counters::add(&self.counters.flush_batches, 1);
         self.wal.remove_segments_below(self.dirty.watermark(self.wal.next_seq()));
-        Ok(batch.len())
+        Ok(Round { full })
     }
 }

@@ -339,3 +339,79 @@ async fn negative_cache_is_off_by_default_and_works_when_on() {
     engine.set(b("ghost"), b("now")).await.expect("set").durable().await.expect("durable");
     assert_eq!(engine.get(&b("ghost")).await.expect("get"), Some(b("now")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_length_in_the_last_segment_is_corruption_not_a_torn_tail() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = config(dir.path());
+    cfg.sync = SyncPolicy::Always;
+    write_then_abandon(dir.path(), &cfg, 10).await;
+    let last = segments(dir.path()).pop().expect("a segment");
+    let mut data = std::fs::read(&last).expect("read");
+    // The first record's length field (just after the 12-byte file header) now claims
+    // more bytes than the file holds; nine intact records follow it.
+    data[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
+    std::fs::write(&last, &data).expect("write");
+    let store = rocks_faulty(dir.path()).await;
+    let err = Engine::open(cfg, store).await.expect_err("must refuse, not truncate acknowledged records");
+    let text = err.to_string();
+    assert!(text.contains("offset 12") && text.contains("damaged"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarting_twice_without_writes_keeps_the_wal_consistent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = config(dir.path());
+    cfg.sync = SyncPolicy::Always;
+    write_then_abandon(dir.path(), &cfg, 5).await;
+    // Restart with a working store, flush everything, then "crash" with no new writes.
+    for _ in 0..2 {
+        let store = rocks_faulty(dir.path()).await;
+        let engine = Engine::open(cfg.clone(), store).await.expect("open");
+        engine.flush_all().await.expect("flush");
+        drop(engine);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let store = rocks_faulty(dir.path()).await;
+    let engine = Engine::open(cfg, store.clone()).await.expect("open after two empty restarts");
+    let ticket = engine.set(b("after"), b("restarts")).await.expect("set");
+    assert!(ticket.seq() > 5, "sequence numbers went back to {}", ticket.seq());
+    ticket.durable().await.expect("durable");
+    engine.flush_all().await.expect("flush");
+    assert!(engine.stats().wal_segments <= 2, "stale segments kept: {}", engine.stats().wal_segments);
+    assert_eq!(store.inner.get(&b("k4")).await.expect("get").map(|v| v.len()), Some(100));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_after_a_write_never_joins_an_older_store_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = rocks_faulty(dir.path()).await;
+    store.inner.put_many(&[(b("k"), b("v0"))]).await.expect("seed");
+    let mut cfg = config(dir.path());
+    cfg.eviction = augur_engine::EvictionKind::Lru;
+    cfg.tier = augur_engine::TierKind::Cpu;
+    cfg.cache_bytes = 400; // room for about two entries
+    let engine = Engine::open(cfg, store.clone()).await.expect("open");
+    store.set_read_delay(Duration::from_millis(1500));
+    let old_reader = {
+        let e = engine.clone();
+        tokio::spawn(async move { e.get(&b("k")).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    engine.set(b("k"), b("v1")).await.expect("set").durable().await.expect("durable");
+    engine.flush_all().await.expect("flush");
+    // Push k out of the cache so the next read must go to the store.
+    for i in 0..4 {
+        engine
+            .set(Bytes::from(format!("other{i}")), Bytes::from(vec![b'x'; 100]))
+            .await
+            .expect("set")
+            .durable()
+            .await
+            .expect("durable");
+    }
+    engine.flush_all().await.expect("flush");
+    let got = engine.get(&b("k")).await.expect("get");
+    assert_eq!(got, Some(b("v1")), "a read that began after the write returned the older store read's value");
+    assert_eq!(old_reader.await.expect("join").expect("get"), Some(b("v0")));
+}

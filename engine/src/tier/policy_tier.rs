@@ -53,14 +53,16 @@ impl<P: EvictionPolicy<Bytes> + std::fmt::Debug> Tier for PolicyTier<P> {
 
     fn insert(&self, key: Bytes, entry: TierEntry) {
         let weight = entry.weight(&key);
-        if weight > self.capacity {
-            return; // could never fit; caching it would evict everything else
-        }
         let mut inner = self.lock();
         let inner = &mut *inner;
+        // The old value goes first, even if the new one cannot be cached: keeping it
+        // would serve a value older than the one being inserted.
         if let Some(old) = inner.map.remove(&key) {
             inner.bytes -= old.weight(&key);
             inner.policy.on_remove(&key);
+        }
+        if weight > self.capacity {
+            return; // could never fit; caching it would evict everything else
         }
         while inner.bytes + weight > self.capacity {
             let Some(victim) = inner.policy.evict() else { break };

@@ -352,7 +352,9 @@ pub(crate) fn crash(point: &str) -> ! {
 fn create_segment(dir: &Path, first_seq: u64) -> EngineResult<(File, SegmentFile)> {
     let path = dir.join(segment_name(first_seq));
     let mut options = OpenOptions::new();
-    options.create(true).truncate(true).write(true);
+    // Never reuse a file: replay removed every segment that held nothing, and a name
+    // that exists anyway means two segments would share a path.
+    options.create_new(true).write(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;

@@ -77,6 +77,7 @@ pub fn replay(dir: &Path, mut apply: impl FnMut(u64, Entry)) -> EngineResult<Rep
             if is_last {
                 // Crashed while creating the segment: nothing in it was acknowledged.
                 tracing::warn!(file = %path.display(), "WAL segment header is torn; removing the empty segment");
+                out.last_seq = out.last_seq.max(first_seq.saturating_sub(1));
                 fs::remove_file(&path).map_err(|e| startup(format!("cannot remove {}: {e}", path.display())))?;
                 continue;
             }
@@ -105,6 +106,16 @@ pub fn replay(dir: &Path, mut apply: impl FnMut(u64, Entry)) -> EngineResult<Rep
                     offset += len;
                 }
                 Err(DecodeError::Truncated) if is_last => {
+                    // A torn write is the end of the log. An intact record after this
+                    // point means the "short" record is really a damaged length field
+                    // in the middle, and truncating would drop acknowledged writes.
+                    if let Some(next) = intact_record_after(&data, offset) {
+                        return Err(corrupt(
+                            &path,
+                            offset,
+                            &format!("record length is damaged (an intact record follows at offset {next})"),
+                        ));
+                    }
                     let cut = (data.len() - offset) as u64;
                     tracing::warn!(
                         file = %path.display(), offset, bytes = cut,
@@ -121,9 +132,27 @@ pub fn replay(dir: &Path, mut apply: impl FnMut(u64, Entry)) -> EngineResult<Rep
                 Err(DecodeError::Corrupt(why)) => return Err(corrupt(&path, offset, &why)),
             }
         }
+        // Sequence numbers never go back, even when the newest segment is empty: a
+        // segment named N was created after every number below N was handed out.
+        out.last_seq = out.last_seq.max(first_seq.saturating_sub(1));
+        if last_seq < first_seq {
+            // Holds no record (created, then the process died before any write): it
+            // protects nothing, and keeping it would block the deletion of the
+            // segments after it.
+            std::fs::remove_file(&path)
+                .map_err(|e| startup(format!("cannot remove empty WAL segment {}: {e}", path.display())))?;
+            continue;
+        }
         out.segments.push(SegmentFile { first_seq, path, last_seq, bytes: data.len() as u64 });
     }
     Ok(out)
+}
+
+/// The offset of the first record after `offset` whose checksum verifies, if any.
+/// Most positions fail on the length alone (it must fit in what is left), so the
+/// scan is about linear in the tail's size.
+fn intact_record_after(data: &[u8], offset: usize) -> Option<usize> {
+    (offset + 1..data.len()).find(|&p| record::decode(&data[p..]).is_ok())
 }
 
 fn truncate(path: &Path, len: u64) -> EngineResult<()> {
