@@ -145,7 +145,12 @@ impl Core {
         if entry.state == EntryState::Prefetched {
             Counters::add(&self.counters.prefetch_hits, 1);
             result = AccessResult::PrefetchHit;
-            self.tier.insert(key.clone(), TierEntry { value: entry.value.clone(), state: EntryState::Clean });
+            // Mark it used under the dirty lock, and only if the tier still holds this
+            // very entry: a flush may have replaced it with a newer value meanwhile.
+            let _writes = self.dirty.lock();
+            if self.tier.get(key).as_ref() == Some(&entry) {
+                self.tier.insert(key.clone(), TierEntry { value: entry.value.clone(), state: EntryState::Clean });
+            }
         }
         match entry.value {
             Cached::Present(v) => Some((Some(v), result)),
