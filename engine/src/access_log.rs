@@ -10,8 +10,9 @@
 //! - a full buffer is handed to the consumer as one chunk through a bounded queue;
 //!   if the queue is full the chunk is dropped and counted (the request is never
 //!   blocked);
-//! - timestamps come from a coarse clock the consumer thread advances every 100 µs
-//!   (an atomic load instead of a clock read per event);
+//! - timestamps come from a coarse clock the consumer thread advances every
+//!   millisecond (an atomic load instead of a clock read per event; a finer tick
+//!   costs more in the consumer's wake-ups than it saves);
 //! - the key hash is the one the engine already computes for its write epochs.
 //!
 //! The consumer thread sweeps the shards periodically so no event waits long, and
@@ -32,8 +33,10 @@ pub use augur_simulators::Op;
 
 /// Events per buffer handed over at once.
 const CHUNK: usize = 256;
-/// How often the consumer sweeps partly filled buffers and advances the clock.
-const TICK: Duration = Duration::from_micros(100);
+/// How often the consumer advances the clock: the timestamps' resolution. Each tick
+/// is a thread wake-up, which on a small machine costs throughput; 1 ms is enough to
+/// order accesses and measure inter-arrival times for the predictor.
+const TICK: Duration = Duration::from_millis(1);
 const SWEEP_EVERY: Duration = Duration::from_millis(5);
 /// The consumer's wake-up interval while recording is off.
 const IDLE_TICK: Duration = Duration::from_millis(10);
