@@ -146,6 +146,11 @@ impl Engine {
         self.inner.access_log.set_enabled(on);
     }
 
+    /// Whether access logging is on.
+    pub fn access_log_enabled(&self) -> bool {
+        self.inner.access_log.enabled()
+    }
+
     /// Makes every access-log event recorded so far reach its sinks.
     pub fn flush_access_log(&self) {
         self.inner.access_log.flush();

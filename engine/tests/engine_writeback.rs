@@ -12,6 +12,11 @@ use augur_engine::{Engine, EngineConfig, EngineError, SetCondition, SyncPolicy};
 use bytes::Bytes;
 use common::{b, Faulty};
 
+/// Writes one key and waits until the write is acknowledged (durable in the WAL).
+async fn set_durably(engine: &Engine, key: Bytes, value: Bytes) {
+    engine.set(key, value).await.expect("set").durable().await.expect("durable");
+}
+
 fn config(dir: &std::path::Path) -> EngineConfig {
     let mut c = EngineConfig::new(dir.join("wal"));
     c.flush_delay = Duration::from_millis(10);
@@ -21,7 +26,7 @@ fn config(dir: &std::path::Path) -> EngineConfig {
 
 async fn writes_reach_the_store(store: Arc<dyn Store>, dir: &std::path::Path) {
     let engine = Engine::open(config(dir), Arc::clone(&store)).await.expect("open");
-    engine.set(b("a"), b("1")).await.expect("set").durable().await.expect("durable");
+    set_durably(&engine, b("a"), b("1")).await;
     engine
         .set_many(vec![(b("b"), b("2")), (Bytes::from_static(b"\0\xff"), Bytes::new())])
         .await
@@ -95,7 +100,7 @@ async fn a_late_store_read_never_replaces_a_newer_write() {
         tokio::spawn(async move { e.get(&b("k")).await })
     };
     tokio::time::sleep(Duration::from_millis(50)).await; // the read is in flight
-    engine.set(b("k"), b("new")).await.expect("set").durable().await.expect("durable");
+    set_durably(&engine, b("k"), b("new")).await;
     engine.flush_all().await.expect("flush"); // the store has "new" before the read returns
     let seen = reader.await.expect("join").expect("get");
     assert_eq!(seen, Some(b("old")), "the read began before the write");
@@ -199,13 +204,7 @@ async fn wal_replays_unflushed_writes_after_a_crash() {
     {
         let engine = Engine::open(cfg.clone(), store.clone()).await.expect("open");
         for i in 0..100 {
-            engine
-                .set(Bytes::from(format!("k{i}")), Bytes::from(format!("v{i}")))
-                .await
-                .expect("set")
-                .durable()
-                .await
-                .expect("durable");
+            set_durably(&engine, Bytes::from(format!("k{i}")), Bytes::from(format!("v{i}"))).await;
         }
         engine.delete_many(vec![b("k0")]).await.expect("del").1.durable().await.expect("durable");
         // "Crash": the engine is abandoned without shutdown.
@@ -236,13 +235,7 @@ async fn write_then_abandon(dir: &std::path::Path, cfg: &EngineConfig, n: usize)
     store.fail_writes.store(true, Ordering::SeqCst);
     let engine = Engine::open(cfg.clone(), store).await.expect("open");
     for i in 0..n {
-        engine
-            .set(Bytes::from(format!("k{i}")), Bytes::from(vec![b'v'; 100]))
-            .await
-            .expect("set")
-            .durable()
-            .await
-            .expect("durable");
+        set_durably(&engine, Bytes::from(format!("k{i}")), Bytes::from(vec![b'v'; 100])).await;
     }
     engine.shutdown().await.expect_err("store down: shutdown cannot flush");
 }
@@ -295,17 +288,11 @@ async fn flushed_segments_are_removed() {
     let store = rocks_faulty(dir.path()).await;
     let engine = Engine::open(cfg, store).await.expect("open");
     for i in 0..500 {
-        engine
-            .set(Bytes::from(format!("k{i}")), Bytes::from(vec![b'v'; 100]))
-            .await
-            .expect("set")
-            .durable()
-            .await
-            .expect("durable");
+        set_durably(&engine, Bytes::from(format!("k{i}")), Bytes::from(vec![b'v'; 100])).await;
     }
     assert!(engine.stats().wal_segments >= 1);
     engine.flush_all().await.expect("flush");
-    engine.set(b("one-more"), b("v")).await.expect("set").durable().await.expect("durable");
+    set_durably(&engine, b("one-more"), b("v")).await;
     engine.flush_all().await.expect("flush");
     let stats = engine.stats();
     assert!(stats.wal_segments <= 2, "flushed segments kept: {}", stats.wal_segments);
@@ -336,7 +323,7 @@ async fn negative_cache_is_off_by_default_and_works_when_on() {
     assert_eq!(store.keys_read.load(Ordering::SeqCst), 1, "second read answered from the negative cache");
     assert_eq!(engine.stats().negative_hits, 1);
     // A write replaces the cached "absent".
-    engine.set(b("ghost"), b("now")).await.expect("set").durable().await.expect("durable");
+    set_durably(&engine, b("ghost"), b("now")).await;
     assert_eq!(engine.get(&b("ghost")).await.expect("get"), Some(b("now")));
 }
 
@@ -398,17 +385,11 @@ async fn a_reader_after_a_write_never_joins_an_older_store_read() {
         tokio::spawn(async move { e.get(&b("k")).await })
     };
     tokio::time::sleep(Duration::from_millis(50)).await;
-    engine.set(b("k"), b("v1")).await.expect("set").durable().await.expect("durable");
+    set_durably(&engine, b("k"), b("v1")).await;
     engine.flush_all().await.expect("flush");
     // Push k out of the cache so the next read must go to the store.
     for i in 0..4 {
-        engine
-            .set(Bytes::from(format!("other{i}")), Bytes::from(vec![b'x'; 100]))
-            .await
-            .expect("set")
-            .durable()
-            .await
-            .expect("durable");
+        set_durably(&engine, Bytes::from(format!("other{i}")), Bytes::from(vec![b'x'; 100])).await;
     }
     engine.flush_all().await.expect("flush");
     let got = engine.get(&b("k")).await.expect("get");

@@ -123,6 +123,14 @@ impl<K: Hash + Eq + Clone, S: BuildHasher + Default> KeyList<K, S> {
         Some(key)
     }
 
+    /// Removes the oldest key (the tail); `None` when empty.
+    pub(super) fn pop_tail(&mut self) -> Option<K> {
+        if self.tail == NIL {
+            return None;
+        }
+        self.remove_at(self.tail)
+    }
+
     /// Removes `key` if present; returns its former slot.
     pub(super) fn remove(&mut self, key: &K) -> Option<usize> {
         let i = self.slots.get(key).copied()?;

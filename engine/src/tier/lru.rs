@@ -4,7 +4,7 @@
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hash};
 
-use super::key_list::{KeyList, NIL};
+use super::key_list::KeyList;
 use super::EvictionPolicy;
 
 /// LRU order over keys of type `K`. The hasher is a parameter: the server keeps
@@ -57,11 +57,7 @@ impl<K: Hash + Eq + Clone + Send, S: BuildHasher + Default + Send> EvictionPolic
     }
 
     fn evict(&mut self) -> Option<K> {
-        let tail = self.list.tail();
-        if tail == NIL {
-            return None;
-        }
-        self.list.remove_at(tail)
+        self.list.pop_tail()
     }
 
     fn name(&self) -> &'static str {

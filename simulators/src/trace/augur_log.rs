@@ -20,7 +20,7 @@
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-use super::input::{le, Input, Record, RecordStream};
+use super::input::{le, Input, RecordStream};
 use super::{SkipLog, TraceReader};
 use crate::error::{Location, TraceError};
 use crate::request::{Op, Request, NEXT_ACCESS_UNKNOWN};
@@ -180,19 +180,7 @@ impl AccessLogReader {
     /// The next raw record.
     pub fn next_record(&mut self) -> Result<Option<AccessLogRecord>, TraceError> {
         loop {
-            let (rec, offset) = match self.stream.next_record()? {
-                Record::Full(rec, offset) => (rec, offset),
-                Record::End => return Ok(None),
-                Record::Truncated(offset, got) => {
-                    let e = TraceError::malformed(
-                        self.stream.input().path(),
-                        Location::Byte(offset),
-                        format!("truncated record: {got} of {RECORD_BYTES} bytes"),
-                    );
-                    self.skip.bad(e)?;
-                    return Ok(None);
-                }
-            };
+            let Some((rec, offset)) = self.stream.next_full(&mut self.skip)? else { return Ok(None) };
             let (op, result) = (rec[16], rec[17]);
             let Some(result) = AccessResult::from_u8(result).filter(|_| op <= 3) else {
                 let e = TraceError::malformed(

@@ -9,6 +9,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
+use super::SkipLog;
 use crate::error::{Location, TraceError};
 
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
@@ -141,17 +142,6 @@ pub struct RecordStream {
     eof: bool,
 }
 
-/// What [`RecordStream::next_record`] found.
-#[derive(Debug)]
-pub enum Record<'a> {
-    /// A whole record and its byte offset.
-    Full(&'a [u8], u64),
-    /// The stream ended inside a record: its offset and the bytes present.
-    Truncated(u64, usize),
-    /// Clean end of stream.
-    End,
-}
-
 impl RecordStream {
     /// Records of `record` bytes from `input`.
     pub fn new(input: Input, record: usize) -> Self {
@@ -199,8 +189,10 @@ impl RecordStream {
         Ok(())
     }
 
-    /// The next record.
-    pub fn next_record(&mut self) -> Result<Record<'_>, TraceError> {
+    /// The next whole record and its byte offset; `None` at the end of the trace.
+    /// A record cut short by the end of the stream is reported through `skip`: an
+    /// error naming the offset, or (with --skip-bad) counted, and the trace ends.
+    pub fn next_full(&mut self, skip: &mut SkipLog) -> Result<Option<(&[u8], u64)>, TraceError> {
         if self.len - self.pos < self.record {
             self.fill()?;
         }
@@ -209,13 +201,17 @@ impl RecordStream {
         if avail >= self.record {
             let start = self.pos;
             self.pos += self.record;
-            Ok(Record::Full(&self.buf[start..start + self.record], offset))
-        } else if avail == 0 {
-            Ok(Record::End)
-        } else {
-            self.pos = self.len;
-            Ok(Record::Truncated(offset, avail))
+            return Ok(Some((&self.buf[start..start + self.record], offset)));
         }
+        if avail > 0 {
+            self.pos = self.len;
+            skip.bad(TraceError::malformed(
+                self.input.path(),
+                Location::Byte(offset),
+                format!("truncated record: {avail} of {} bytes", self.record),
+            ))?;
+        }
+        Ok(None)
     }
 
     /// Skips `n` bytes (a header).

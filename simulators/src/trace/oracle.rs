@@ -13,7 +13,7 @@ use std::path::Path;
 
 use rustc_hash::FxHashMap;
 
-use super::input::{le, Input, Record, RecordStream};
+use super::input::{le, Input, RecordStream};
 use super::{SkipLog, TraceReader};
 use crate::error::{Location, TraceError};
 use crate::request::{Op, Request, NEXT_ACCESS_NEVER};
@@ -41,19 +41,7 @@ impl TraceReader for OracleReader {
     fn next_request(&mut self) -> Result<Option<Request>, TraceError> {
         loop {
             let position = self.position;
-            let (rec, offset) = match self.stream.next_record()? {
-                Record::Full(rec, offset) => (rec, offset),
-                Record::End => return Ok(None),
-                Record::Truncated(offset, got) => {
-                    let e = TraceError::malformed(
-                        self.stream.input().path(),
-                        Location::Byte(offset),
-                        format!("truncated record: {got} of {RECORD_BYTES} bytes"),
-                    );
-                    self.skip.bad(e)?;
-                    return Ok(None);
-                }
-            };
+            let Some((rec, offset)) = self.stream.next_full(&mut self.skip)? else { return Ok(None) };
             self.position += 1;
             let next = le::i64_at(rec, 16);
             let next_access = if next == -1 {

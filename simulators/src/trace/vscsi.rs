@@ -8,7 +8,7 @@
 //! `lbn` is the object id, `len` the size in bytes, `ts` microseconds, and `cmd` the
 //! SCSI opcode (READ/WRITE of the 6-, 10-, 12- and 16-byte CDB families).
 
-use super::input::{le, Input, Record, RecordStream};
+use super::input::{le, Input, RecordStream};
 use super::{SkipLog, TraceReader};
 use crate::error::{Location, TraceError};
 use crate::request::{Op, Request, NEXT_ACCESS_UNKNOWN};
@@ -99,19 +99,7 @@ impl TraceReader for VscsiReader {
     fn next_request(&mut self) -> Result<Option<Request>, TraceError> {
         let v = self.version;
         loop {
-            let (rec, offset) = match self.stream.next_record()? {
-                Record::Full(rec, offset) => (rec, offset),
-                Record::End => return Ok(None),
-                Record::Truncated(offset, got) => {
-                    let e = TraceError::malformed(
-                        self.stream.input().path(),
-                        Location::Byte(offset),
-                        format!("truncated record: {got} of {} bytes", v.record_bytes()),
-                    );
-                    self.skip.bad(e)?;
-                    return Ok(None);
-                }
-            };
+            let Some((rec, offset)) = self.stream.next_full(&mut self.skip)? else { return Ok(None) };
             let ver = le::u16_at(rec, v.ver_offset());
             if ver >> 8 != v.number() {
                 let e = TraceError::malformed(

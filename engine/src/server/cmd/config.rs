@@ -109,7 +109,7 @@ impl Config {
 fn value(shared: &Shared, name: &str) -> String {
     let engine = shared.engine.config();
     match name {
-        "access-log" => if shared.engine.stats().access_log.enabled { "yes" } else { "no" }.to_string(),
+        "access-log" => if shared.engine.access_log_enabled() { "yes" } else { "no" }.to_string(),
         "appendfsync" => engine.sync.to_string(),
         "appendonly" => "yes".to_string(),
         "bind" => shared.local_addr.ip().to_string(),
