@@ -3,7 +3,9 @@
 //! comes from one of these subcommands.
 
 mod access_log;
+mod bars;
 mod gpu_table;
+mod peers;
 mod pg_upsert;
 mod soak;
 
@@ -26,6 +28,9 @@ enum Command {
     /// GPU hash table vs its CPU reference vs moka: insert and find throughput by
     /// load factor and batch size (GPU columns print SKIP without a GPU).
     GpuTable(gpu_table::Args),
+    /// Augur against redis-server with the same redis-benchmark commands, alternating,
+    /// medians and ratios; optional scaling sweeps; Markdown and PNG output.
+    Peers(Box<peers::Args>),
     /// Memory under 1,000 concurrent clients and slow readers for minutes: the
     /// server's RSS over time.
     Soak(soak::Args),
@@ -39,5 +44,6 @@ fn main() -> anyhow::Result<()> {
         Command::AccessLog(args) => access_log::run(args),
         Command::GpuTable(args) => gpu_table::run(args),
         Command::Soak(args) => runtime.block_on(soak::run(args)),
+        Command::Peers(args) => peers::run(*args),
     }
 }

@@ -138,6 +138,10 @@ pub struct EngineConfig {
     /// Also write every access-log event to this file (`.csv` → CSV, else Augur's
     /// binary access-log format, which `augur sim --format augur` replays).
     pub access_log_export: Option<PathBuf>,
+    /// Which prefetcher pulls cold keys in ahead of demand. Default none.
+    pub prefetch: crate::prefetch::PrefetchKind,
+    /// How much store traffic and queueing prefetching may use.
+    pub prefetch_budget: crate::prefetch::service::PrefetchBudget,
 }
 
 impl EngineConfig {
@@ -159,6 +163,8 @@ impl EngineConfig {
             shutdown_flush_timeout: Duration::from_secs(30),
             access_log: true,
             access_log_export: None,
+            prefetch: crate::prefetch::PrefetchKind::None,
+            prefetch_budget: Default::default(),
         }
     }
 }

@@ -30,6 +30,7 @@ use crate::config::{EngineConfig, EvictionKind, TierKind};
 use crate::dirty::{weight, DirtySet, DirtyState};
 use crate::engine::{SetCondition, SetOutcome, WriteTicket};
 use crate::error::{EngineError, EngineResult};
+use crate::prefetch::service::PrefetchHandle;
 use crate::stats::{Counters, EngineStats};
 use crate::tier::{Cached, EntryState, GpuTier, Lru, MokaTier, PolicyTier, Tier, TierEntry};
 use crate::wal::Wal;
@@ -63,6 +64,8 @@ pub(crate) struct Core {
     pub(crate) dirty: DirtySet,
     pub(crate) wal: Arc<Wal>,
     pub(crate) counters: Counters,
+    /// Store and flush latency histograms (`metrics.rs`).
+    pub(crate) latency: crate::metrics::Latencies,
     /// Per-shard write counters; see the module docs.
     epochs: Box<[AtomicU64]>,
     inflight: Box<[InflightShard]>,
@@ -73,6 +76,8 @@ pub(crate) struct Core {
     pub(crate) flush_round: tokio::sync::Mutex<()>,
     shutting_down: AtomicBool,
     shutdown_done: tokio::sync::Mutex<bool>,
+    /// The read path's end of the prefetch service, when prefetching is on.
+    pub(crate) prefetch: std::sync::OnceLock<PrefetchHandle>,
 }
 
 impl Core {
@@ -106,6 +111,7 @@ impl Core {
             dirty,
             wal,
             counters: Counters::default(),
+            latency: crate::metrics::Latencies::new(),
             epochs: (0..SHARDS).map(|_| AtomicU64::new(0)).collect(),
             inflight: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             access_log,
@@ -113,8 +119,20 @@ impl Core {
             flush_round: tokio::sync::Mutex::new(()),
             shutting_down: AtomicBool::new(false),
             shutdown_done: tokio::sync::Mutex::new(false),
+            prefetch: std::sync::OnceLock::new(),
             config,
         });
+        if let Some(prefetcher) = core.config.prefetch.build::<Bytes>(true) {
+            let handle = crate::prefetch::service::spawn(
+                Arc::downgrade(&core),
+                prefetcher,
+                core.config.prefetch_budget,
+                tokio::runtime::Handle::current(),
+            )
+            .map_err(|e| EngineError::Startup(format!("cannot start the prefetch thread: {e}")))?;
+            tracing::info!(prefetcher = handle.name, "prefetching on");
+            let _ = core.prefetch.set(handle);
+        }
         crate::flusher::spawn(Arc::downgrade(&core), Arc::clone(&core.flush_wake), core.config.flush_delay);
         if keys > 0 {
             core.flush_wake.notify_one();
@@ -165,10 +183,15 @@ impl Core {
         let mut out: Vec<Option<Bytes>> = vec![None; keys.len()];
         let mut missing = Vec::new();
         let log = self.access_log.enabled();
+        let prefetch = self.prefetch.get();
         for (i, key) in keys.iter().enumerate() {
             let hash = self.key_hash(key);
             let epoch = self.epochs[(hash as usize) % SHARDS].load(Ordering::SeqCst);
-            match self.lookup_memory(key) {
+            let found = self.lookup_memory(key);
+            if let Some(p) = prefetch {
+                p.observe(key, found.is_some());
+            }
+            match found {
                 Some((value, result)) => {
                     if log {
                         let size = value.as_ref().map_or(0, |v| v.len() as u32);
@@ -231,7 +254,9 @@ impl Core {
     async fn read_through(&self, lead: LeadReads) {
         let keys: Vec<Bytes> = lead.iter().map(|(k, _, _)| k.clone()).collect();
         Counters::add(&self.counters.store_reads, keys.len() as u64);
+        let started = std::time::Instant::now();
         let result = self.store.get_many(&keys).await;
+        self.latency.store_read.record(started.elapsed());
         if result.is_err() {
             Counters::add(&self.counters.store_read_errors, 1);
         }
@@ -261,6 +286,50 @@ impl Core {
             };
             pending.result.send_replace(Some(slot));
         }
+    }
+
+    /// True when memory (dirty set or tier) already answers for `key`; does not
+    /// count as an access.
+    pub(crate) fn in_memory(&self, key: &Bytes) -> bool {
+        self.tier.contains(key) || self.dirty.lock().get(key).is_some()
+    }
+
+    /// Prefetched entries read so far, and evicted unread so far.
+    pub(crate) fn prefetch_outcomes(&self) -> (u64, u64) {
+        (self.counters.prefetch_hits.load(Ordering::Relaxed), self.tier.prefetched_evicted_unused())
+    }
+
+    /// Reads `keys` from the store for the prefetcher and caches the present ones
+    /// as `Prefetched`. Like a demand read it snapshots each key's epoch first and
+    /// caches only if no write raced it; it also never replaces anything memory
+    /// already holds (a dirty value, or a newer clean one).
+    pub(crate) async fn prefetch(self: Arc<Self>, keys: Vec<Bytes>) {
+        let keys: Vec<Bytes> = keys.into_iter().filter(|k| !self.in_memory(k)).collect();
+        if keys.is_empty() || self.shutting_down.load(Ordering::SeqCst) {
+            return;
+        }
+        let epochs: Vec<u64> = keys.iter().map(|k| self.epochs[self.shard(k)].load(Ordering::SeqCst)).collect();
+        Counters::add(&self.counters.prefetch_reads, keys.len() as u64);
+        let values = match self.store.get_many(&keys).await {
+            Ok(values) => values,
+            Err(e) => {
+                Counters::add(&self.counters.store_read_errors, 1);
+                tracing::debug!("prefetch read failed: {e}");
+                return;
+            }
+        };
+        let writes = self.dirty.lock();
+        let mut inserted = 0;
+        for ((key, epoch), value) in keys.into_iter().zip(epochs).zip(values) {
+            let Some(value) = value else { continue };
+            let raced = self.epochs[self.shard(&key)].load(Ordering::SeqCst) != epoch;
+            if raced || writes.get(&key).is_some() || self.tier.contains(&key) {
+                continue;
+            }
+            self.tier.insert(key, TierEntry { value: Cached::Present(value), state: EntryState::Prefetched });
+            inserted += 1;
+        }
+        Counters::add(&self.counters.prefetch_inserted, inserted);
     }
 
     /// Appends `entries` to the WAL and publishes them as dirty, in one critical
@@ -402,6 +471,9 @@ impl Core {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let (dirty_keys, dirty_bytes) = self.dirty.usage();
         let (wal_segments, wal_bytes) = self.wal.disk_usage();
+        let pf = self.prefetch.get();
+        let status = pf.and_then(|p| p.counters.status.lock().unwrap_or_else(|e| e.into_inner()).clone());
+        let ratio = |a: u64, b: u64| if b == 0 { f64::NAN } else { a as f64 / b as f64 };
         EngineStats {
             hits: get(&c.hits),
             misses: get(&c.misses),
@@ -417,6 +489,22 @@ impl Core {
             flush_errors: get(&c.flush_errors),
             dirty_bound_rejections: get(&c.dirty_bound_rejections),
             prefetch_hits: get(&c.prefetch_hits),
+            prefetch_reads: get(&c.prefetch_reads),
+            prefetch_inserted: get(&c.prefetch_inserted),
+            prefetch_evicted_unused: self.tier.prefetched_evicted_unused(),
+            prefetch_events_dropped: pf.map_or(0, |p| get(&p.counters.events_dropped)),
+            prefetch_queue_dropped: pf.map_or(0, |p| get(&p.counters.queue_dropped)),
+            prefetch_queue_depth: pf.map_or(0, |p| get(&p.counters.queue_depth)),
+            prefetch_accuracy: ratio(get(&c.prefetch_hits), get(&c.prefetch_inserted)),
+            prefetch_coverage: ratio(get(&c.prefetch_hits), get(&c.prefetch_hits) + get(&c.misses)),
+            prefetch_model_version: status.as_ref().map_or(0, |s| u64::from(s.version)),
+            prefetch_threshold: status.as_ref().map_or(f64::NAN, |s| f64::from(s.threshold)),
+            prefetch_model_accuracy: status.as_ref().map_or(f64::NAN, |s| s.accuracy),
+            prefetcher: match (pf, status.as_ref().and_then(|s| s.model)) {
+                (None, _) => "none".to_string(),
+                (Some(p), None) => p.name.to_string(),
+                (Some(p), Some(model)) => format!("{}/{model}", p.name),
+            },
             cached_keys: self.tier.len(),
             cached_bytes: self.tier.weighted_bytes(),
             cache_capacity: self.tier.capacity(),
@@ -428,6 +516,9 @@ impl Core {
             wal_segments,
             wal_bytes,
             store_watermark: self.dirty.watermark(self.wal.next_seq()),
+            flush_lag_seconds: self.dirty.oldest_age().as_secs_f64(),
+            wal_pending_bytes: self.wal.pending_bytes(),
+            inflight_reads: self.inflight.iter().map(|shard| lock(shard).len() as u64).sum(),
             sync_policy: self.config.sync.to_string(),
             store: self.store.name().to_string(),
             store_durability: self.store.durability().to_string(),

@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::Notify;
@@ -21,11 +21,13 @@ use tokio::sync::Notify;
 /// Per-entry bookkeeping charged against the bound, besides key and value bytes.
 pub(crate) const ENTRY_OVERHEAD: u64 = 64;
 
-/// A dirty entry: the latest acknowledged value (`None` = deleted) and its sequence.
+/// A dirty entry: the latest acknowledged value (`None` = deleted), its sequence, and
+/// when it was written (for the flush-lag figures).
 #[derive(Debug, Clone)]
 pub(crate) struct DirtyEntry {
     pub seq: u64,
     pub value: Option<Bytes>,
+    pub since: Instant,
 }
 
 /// Bytes a write of `key`/`value` holds while dirty.
@@ -59,7 +61,7 @@ impl DirtyState {
         }
         self.bytes += weight(&key, &value);
         self.by_seq.insert(seq, key.clone());
-        self.map.insert(key, DirtyEntry { seq, value });
+        self.map.insert(key, DirtyEntry { seq, value, since: Instant::now() });
     }
 }
 
@@ -147,6 +149,14 @@ impl DirtySet {
         on_clean(cleaned);
         drop(s);
         self.room.notify_waiters();
+    }
+
+    /// How long the oldest dirty entry has waited for the store (zero when nothing is
+    /// dirty).
+    pub fn oldest_age(&self) -> Duration {
+        let s = self.lock();
+        let oldest = s.by_seq.values().next().and_then(|key| s.map.get(key));
+        oldest.map_or(Duration::ZERO, |entry| entry.since.elapsed())
     }
 
     /// Every record with a smaller sequence number is in the store or superseded by

@@ -141,6 +141,12 @@ impl Engine {
         self.inner.stats()
     }
 
+    /// Latency percentiles since start (store, flush and WAL histograms), for INFO
+    /// `latencystats`.
+    pub fn latency_stats(&self) -> Vec<crate::metrics::LatencyStats> {
+        self.inner.latency_stats()
+    }
+
     /// Turns access logging on or off at run time.
     pub fn set_access_log(&self, on: bool) {
         self.inner.access_log.set_enabled(on);

@@ -11,7 +11,7 @@
 //! whichever comes first.
 
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use augur_adapters::StoreError;
 use bytes::Bytes;
@@ -93,9 +93,16 @@ impl Core {
             }
         }
         fail::fail_point!("flush::before_store_write", |_| crate::wal::crash("flush::before_store_write"));
-        if let Err(e) = self.store.write_batch(&puts, &deletes).await {
+        let started = Instant::now();
+        let written = self.store.write_batch(&puts, &deletes).await;
+        self.latency.store_write.record(started.elapsed());
+        if let Err(e) = written {
             Counters::add(&self.counters.flush_errors, 1);
             return Err(e);
+        }
+        // The round's delay is its longest-waiting entry's: acknowledged until in the store.
+        if let Some(oldest) = batch.iter().map(|(_, e)| e.since).min() {
+            self.latency.flush_delay.record(oldest.elapsed());
         }
         fail::fail_point!("flush::after_store_write", |_| crate::wal::crash("flush::after_store_write"));
         let negative = self.config.negative_cache;

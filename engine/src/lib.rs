@@ -17,14 +17,21 @@
 //! - `dirty`: acknowledged writes not yet in the store; never evicted.
 //! - [`wal`]: the write-ahead log (records, segments, group commit, recovery).
 //! - `flusher`: writes dirty entries to the store in batches, in sequence order.
+//! - [`metrics`]: latency histograms (HDR, for INFO) and the Prometheus endpoint of
+//!   `augur serve --metrics`.
 //! - [`server`]: the RESP2/RESP3 server.
 //! - [`prefetch`]: the `Prefetcher` trait and the non-learned baselines (OBL, Markov,
 //!   Mithril), shared by the server and the simulator.
+//! - [`predict`]: the learned prefetcher (features, candidates, libtorch and
+//!   gradient-boosted models, calibration, online retraining).
 //! - [`sim`]: plugs the engine's eviction policies and prefetchers into the
 //!   simulators' replay harness (`augur sim`), so offline hit ratios come from the
 //!   serving code.
+//! - [`ab`]: A/B tests of prefetching in the simulator (`augur ab`): requests split
+//!   by key hash into a control and a treatment cache, hit ratios compared per window.
 //! - [`stats`]: counters for INFO.
 
+pub mod ab;
 pub mod access_log;
 pub mod config;
 mod core;
@@ -32,6 +39,8 @@ mod dirty;
 pub mod engine;
 pub mod error;
 mod flusher;
+pub mod metrics;
+pub mod predict;
 pub mod prefetch;
 pub mod server;
 pub mod sim;

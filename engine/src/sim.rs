@@ -34,7 +34,8 @@ use augur_simulators::trace::{open_trace, ReadOptions, TraceFormat, TraceReader}
 use augur_simulators::{Access, ReplayOptions, Report, Request, SimCache, TraceError};
 use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 
-use crate::prefetch::{Markov, MarkovConfig, Mithril, MithrilConfig, Obl, Prefetcher};
+pub use crate::prefetch::PrefetchKind;
+use crate::prefetch::Prefetcher;
 use crate::tier::{Belady, Clock, EvictionPolicy, Fifo, Lru, Sieve};
 
 /// A policy the simulator can drive, with the one extra the offline optimum needs.
@@ -69,6 +70,7 @@ pub struct PolicyCache<P> {
     capacity: u64,
     prefetcher: Option<Box<dyn Prefetcher<u64>>>,
     evicted_unused: u64,
+    outcomes: Outcomes,
 }
 
 impl<P> fmt::Debug for PolicyCache<P> {
@@ -84,7 +86,15 @@ impl<P> fmt::Debug for PolicyCache<P> {
 impl<P: SimPolicy> PolicyCache<P> {
     /// A cache of `capacity` size units (objects when every size is 1).
     pub fn new(policy: P, capacity: u64, prefetcher: Option<Box<dyn Prefetcher<u64>>>) -> Self {
-        Self { map: FxHashMap::default(), policy, used: 0, capacity, prefetcher, evicted_unused: 0 }
+        Self {
+            map: FxHashMap::default(),
+            policy,
+            used: 0,
+            capacity,
+            prefetcher,
+            evicted_unused: 0,
+            outcomes: Outcomes::default(),
+        }
     }
 
     /// Size units held.
@@ -120,6 +130,7 @@ impl<P: SimPolicy> SimCache for PolicyCache<P> {
         self.policy.next_access_hint(req.next_access);
         self.policy.on_access(&req.key);
         if first_use {
+            self.outcomes.used += 1;
             Access::PrefetchHit
         } else {
             Access::Hit
@@ -139,12 +150,13 @@ impl<P: SimPolicy> SimCache for PolicyCache<P> {
     }
 
     fn prefetch_candidates(&mut self, req: &Request, hit: bool, _now: u64, out: &mut Vec<u64>) {
-        if let Some(p) = self.prefetcher.as_mut() {
-            p.on_request(&req.key, hit, out);
-        }
+        propose(&mut self.prefetcher, &mut self.outcomes, self.evicted_unused, req, hit, out);
     }
 
     fn insert_prefetched(&mut self, key: u64, size: u32, _now: u64) {
+        if let Some(p) = self.prefetcher.as_mut() {
+            p.on_issued(&key);
+        }
         // The simulator does not look up a prefetched key's future: Belady sees
         // "never", every other policy ignores the hint.
         self.admit(key, size, true, augur_simulators::NEXT_ACCESS_NEVER);
@@ -167,6 +179,7 @@ pub struct MokaCache {
     evicted_unused: Arc<AtomicU64>,
     capacity: u64,
     prefetcher: Option<Box<dyn Prefetcher<u64>>>,
+    outcomes: Outcomes,
 }
 
 impl fmt::Debug for MokaCache {
@@ -190,7 +203,7 @@ impl MokaCache {
                 }
             })
             .build_with_hasher(FxBuildHasher);
-        Self { cache, unused, evicted_unused, capacity, prefetcher }
+        Self { cache, unused, evicted_unused, capacity, prefetcher, outcomes: Outcomes::default() }
     }
 
     fn put(&mut self, key: u64, size: u32) {
@@ -200,6 +213,36 @@ impl MokaCache {
         self.cache.insert(key, size);
         self.cache.run_pending_tasks();
     }
+}
+
+/// Prefetches used so far, and how many used and wasted (evicted unused) the
+/// prefetcher has been told about.
+#[derive(Debug, Default, Clone, Copy)]
+struct Outcomes {
+    used: u64,
+    reported_used: u64,
+    reported_wasted: u64,
+}
+
+/// Reports new prefetch outcomes, then asks the prefetcher, if any, for keys to
+/// fetch after `req`, on the trace's clock.
+fn propose(
+    prefetcher: &mut Option<Box<dyn Prefetcher<u64>>>,
+    outcomes: &mut Outcomes,
+    wasted: u64,
+    req: &Request,
+    hit: bool,
+    out: &mut Vec<u64>,
+) {
+    let Some(p) = prefetcher.as_mut() else { return };
+    let (new_used, new_wasted) = (outcomes.used - outcomes.reported_used, wasted - outcomes.reported_wasted);
+    if new_used + new_wasted > 0 {
+        p.on_outcomes(new_used, new_wasted);
+        outcomes.reported_used = outcomes.used;
+        outcomes.reported_wasted = wasted;
+    }
+    p.set_time(req.time_us as f64 / 1e6);
+    p.on_request(&req.key, hit, out);
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -212,6 +255,7 @@ impl SimCache for MokaCache {
             return Access::Miss;
         }
         if lock(&self.unused).remove(&req.key) {
+            self.outcomes.used += 1;
             Access::PrefetchHit
         } else {
             Access::Hit
@@ -231,12 +275,14 @@ impl SimCache for MokaCache {
     }
 
     fn prefetch_candidates(&mut self, req: &Request, hit: bool, _now: u64, out: &mut Vec<u64>) {
-        if let Some(p) = self.prefetcher.as_mut() {
-            p.on_request(&req.key, hit, out);
-        }
+        let wasted = self.evicted_unused.load(Ordering::Relaxed);
+        propose(&mut self.prefetcher, &mut self.outcomes, wasted, req, hit, out);
     }
 
     fn insert_prefetched(&mut self, key: u64, size: u32, _now: u64) {
+        if let Some(p) = self.prefetcher.as_mut() {
+            p.on_issued(&key);
+        }
         lock(&self.unused).insert(key);
         self.put(key, size);
         // Refused by admission (or too large): fetched and dropped unused. moka's
@@ -300,41 +346,6 @@ impl FromStr for PolicyKind {
     }
 }
 
-/// Prefetchers `augur sim` knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PrefetchKind {
-    /// Demand fetching only.
-    None,
-    /// Next sequential key.
-    Obl,
-    /// Successor table.
-    Markov,
-    /// Association mining.
-    Mithril,
-}
-
-impl PrefetchKind {
-    /// Name in reports and on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            PrefetchKind::None => "none",
-            PrefetchKind::Obl => "obl",
-            PrefetchKind::Markov => "markov",
-            PrefetchKind::Mithril => "mithril",
-        }
-    }
-
-    /// A fresh prefetcher (`None` for demand fetching).
-    pub fn build(self) -> Option<Box<dyn Prefetcher<u64>>> {
-        match self {
-            PrefetchKind::None => None,
-            PrefetchKind::Obl => Some(Box::new(Obl::<u64>::default())),
-            PrefetchKind::Markov => Some(Box::new(Markov::<u64>::new(MarkovConfig::default()))),
-            PrefetchKind::Mithril => Some(Box::new(Mithril::<u64>::new(MithrilConfig::default()))),
-        }
-    }
-}
-
 impl FromStr for PrefetchKind {
     type Err = TraceError;
     fn from_str(s: &str) -> Result<Self, TraceError> {
@@ -343,11 +354,9 @@ impl FromStr for PrefetchKind {
             "obl" => Ok(PrefetchKind::Obl),
             "markov" => Ok(PrefetchKind::Markov),
             "mithril" => Ok(PrefetchKind::Mithril),
-            "ml" => Err(TraceError::InvalidSpec(
-                "prefetcher \"ml\" (the learned predictor) is not built yet; use none, obl, markov or mithril".into(),
-            )),
+            "ml" => Ok(PrefetchKind::Ml),
             other => Err(TraceError::InvalidSpec(format!(
-                "unknown prefetcher {other:?}: expected none, obl, markov or mithril"
+                "unknown prefetcher {other:?}: expected none, obl, markov, mithril or ml"
             ))),
         }
     }
@@ -361,7 +370,7 @@ pub fn replay_one(
     capacity: u64,
     options: &ReplayOptions,
 ) -> Result<Counters, TraceError> {
-    let pf = prefetch.build();
+    let pf = prefetch.build::<u64>(false);
     match policy {
         PolicyKind::Lru => {
             harness::replay(reader, &mut PolicyCache::new(Lru::<u64, FxBuildHasher>::new(), capacity, pf), options)

@@ -1,4 +1,8 @@
 //! Counters the engine keeps for INFO and metrics.
+//!
+//! [`EngineStats::export`] lists every numeric figure once, with its kind and help
+//! text, for the Prometheus endpoint (`crate::metrics`); a field added to
+//! [`EngineStats`] does not compile until it is listed there (one line).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -34,6 +38,10 @@ pub struct Counters {
     pub dirty_bound_rejections: AtomicU64,
     /// Prefetched entries read before eviction.
     pub prefetch_hits: AtomicU64,
+    /// Keys the prefetcher read from the store.
+    pub prefetch_reads: AtomicU64,
+    /// Prefetched keys cached (present in the store, not raced by a write).
+    pub prefetch_inserted: AtomicU64,
 }
 
 impl Counters {
@@ -75,6 +83,31 @@ pub struct EngineStats {
     pub dirty_bound_rejections: u64,
     /// See [`Counters`].
     pub prefetch_hits: u64,
+    /// See [`Counters`].
+    pub prefetch_reads: u64,
+    /// See [`Counters`].
+    pub prefetch_inserted: u64,
+    /// Prefetched entries evicted before anyone read them.
+    pub prefetch_evicted_unused: u64,
+    /// Read events the predictor thread could not keep up with.
+    pub prefetch_events_dropped: u64,
+    /// Proposals dropped from the full prefetch queue.
+    pub prefetch_queue_dropped: u64,
+    /// Proposals waiting for the executor.
+    pub prefetch_queue_depth: u64,
+    /// Prefetch hits / prefetched entries cached (NaN before the first).
+    pub prefetch_accuracy: f64,
+    /// Prefetch hits / (prefetch hits + misses): the share of would-be misses
+    /// prefetching turned into hits.
+    pub prefetch_coverage: f64,
+    /// The predictor's model version (0: no model yet, or a non-learned prefetcher).
+    pub prefetch_model_version: u64,
+    /// The predictor's probability threshold.
+    pub prefetch_threshold: f64,
+    /// The predictor's own accuracy estimate (issued keys requested within its horizon).
+    pub prefetch_model_accuracy: f64,
+    /// Which prefetcher runs ("none" when off), and the active model's kind.
+    pub prefetcher: String,
     /// Entries in the CPU tier.
     pub cached_keys: u64,
     /// Weighted bytes in the CPU tier.
@@ -97,6 +130,13 @@ pub struct EngineStats {
     pub wal_bytes: u64,
     /// Every record below this sequence number is in the store (or superseded).
     pub store_watermark: u64,
+    /// Seconds since the oldest write not yet in the store was acknowledged (0 when
+    /// nothing is dirty): how far the flusher is behind.
+    pub flush_lag_seconds: f64,
+    /// Bytes appended to the WAL that its writer thread has not written yet.
+    pub wal_pending_bytes: u64,
+    /// Keys with a store read in flight (after single-flight coalescing).
+    pub inflight_reads: u64,
     /// The WAL fsync policy.
     pub sync_policy: String,
     /// The store's name.
@@ -109,4 +149,123 @@ pub struct EngineStats {
     pub wal_error: Option<String>,
     /// Access-log counters.
     pub access_log: crate::access_log::AccessLogStats,
+}
+
+/// How a figure is exported to Prometheus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatKind {
+    /// Only ever grows (exported as `augur_NAME_total`).
+    Counter,
+    /// A level that goes up and down (exported as `augur_NAME`).
+    Gauge,
+}
+
+/// One numeric figure of [`EngineStats`], as [`EngineStats::export`] lists it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StatField {
+    /// The field's name (also its INFO name where INFO shows it).
+    pub name: &'static str,
+    /// Counter or gauge.
+    pub kind: StatKind,
+    /// The value (counters are exact up to 2^53).
+    pub value: f64,
+    /// The Prometheus HELP text.
+    pub help: &'static str,
+}
+
+/// Lists numeric fields (integers or floats) as [`StatField`]s, and destructures
+/// [`EngineStats`] without `..`, so that a field missing from the list (or from
+/// `other:`, for strings and nested structs, handled after the list) is a
+/// compile error here rather than a figure silently left out of /metrics.
+macro_rules! export_fields {
+    ($stats:expr; other: $($other:ident),*; $($kind:ident $field:ident: $help:literal,)*) => {{
+        let EngineStats { $($field,)* $($other: _,)* } = $stats;
+        vec![$(StatField { name: stringify!($field), kind: StatKind::$kind, value: *$field as f64, help: $help },)*]
+    }};
+}
+
+impl EngineStats {
+    /// Every numeric figure with its kind and help text; `crate::metrics` publishes
+    /// them at scrape time. A new field takes one line here.
+    pub fn export(&self) -> Vec<StatField> {
+        let mut fields = export_fields!(self;
+            other: prefetcher, sync_policy, store, store_durability, eviction, wal_error, access_log;
+            Counter hits: "Reads served from memory (dirty set or tier).",
+            Counter misses: "Reads that had to ask the store.",
+            Counter negative_hits: "Reads answered absent from the negative cache.",
+            Counter store_reads: "Keys requested from the store, after single-flight coalescing.",
+            Counter store_read_errors: "Store read calls that failed.",
+            Counter coalesced_reads: "Reads that joined another request's in-flight store read.",
+            Counter stale_reads_dropped: "Store answers not cached because a write raced them.",
+            Counter writes: "Keys written (SET, MSET entries).",
+            Counter deletes: "Keys deleted.",
+            Counter flushed_entries: "Entries written to the store by the flusher.",
+            Counter flush_batches: "Flush batches that succeeded.",
+            Counter flush_errors: "Flush batches that failed and were retried.",
+            Counter dirty_bound_rejections: "Writes refused at the dirty bound.",
+            Counter prefetch_hits: "Prefetched entries read before eviction.",
+            Counter prefetch_reads: "Keys the prefetcher read from the store.",
+            Counter prefetch_inserted: "Prefetched keys cached.",
+            Counter prefetch_evicted_unused: "Prefetched entries evicted before anyone read them.",
+            Counter prefetch_events_dropped: "Read events the predictor thread could not keep up with.",
+            Counter prefetch_queue_dropped: "Proposals dropped from the full prefetch queue.",
+            Gauge prefetch_queue_depth: "Proposals waiting for the prefetch executor.",
+            Gauge prefetch_accuracy: "Prefetch hits over prefetched entries cached.",
+            Gauge prefetch_coverage: "Prefetch hits over prefetch hits plus misses.",
+            Gauge prefetch_model_version: "The predictor's active model version (0 = none).",
+            Gauge prefetch_threshold: "The predictor's probability threshold.",
+            Gauge prefetch_model_accuracy: "The predictor's own estimate of its accuracy.",
+            Gauge cached_keys: "Entries in the cache tier.",
+            Gauge cached_bytes: "Weighted bytes in the cache tier.",
+            Gauge cache_capacity: "The cache tier's capacity in bytes.",
+            Gauge dirty_keys: "Keys acknowledged but not yet in the store.",
+            Gauge dirty_bytes: "Bytes acknowledged but not yet in the store.",
+            Gauge dirty_limit: "The dirty-bytes bound.",
+            Gauge wal_last_seq: "Highest WAL sequence number handed out.",
+            Gauge wal_durable_seq: "Highest WAL sequence number durable under the sync policy.",
+            Gauge wal_segments: "WAL segment files on disk.",
+            Gauge wal_bytes: "Bytes in WAL segment files.",
+            Gauge store_watermark: "Every WAL record below this sequence number is in the store.",
+            Gauge flush_lag_seconds: "Age of the oldest acknowledged write not yet in the store.",
+            Gauge wal_pending_bytes: "Bytes appended to the WAL not yet written by its writer thread.",
+            Gauge inflight_reads: "Keys with a store read in flight.",
+        );
+        let crate::access_log::AccessLogStats { enabled, recorded, dropped, exported } = self.access_log;
+        let mut push = |name, kind, value: u64, help| fields.push(StatField { name, kind, value: value as f64, help });
+        push(
+            "wal_failed",
+            StatKind::Gauge,
+            u64::from(self.wal_error.is_some()),
+            "1 once the WAL failed and writes are refused.",
+        );
+        push("access_log_enabled", StatKind::Gauge, u64::from(enabled), "1 while access logging is on.");
+        push("access_log_events", StatKind::Counter, recorded, "Access-log events recorded.");
+        push(
+            "access_log_dropped",
+            StatKind::Counter,
+            dropped,
+            "Access-log events dropped because the consumer fell behind.",
+        );
+        push("access_log_exported", StatKind::Counter, exported, "Access-log events written to the export file.");
+        fields
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn export_lists_every_figure_once_with_its_value() {
+        let stats = EngineStats { hits: 7, dirty_bytes: 3, flush_lag_seconds: 0.5, ..Default::default() };
+        let fields = stats.export();
+        let find = |name: &str| fields.iter().find(|f| f.name == name).copied().expect(name);
+        assert_eq!((find("hits").kind, find("hits").value), (StatKind::Counter, 7.0));
+        assert_eq!((find("dirty_bytes").kind, find("dirty_bytes").value), (StatKind::Gauge, 3.0));
+        assert_eq!(find("flush_lag_seconds").value, 0.5);
+        let mut names: Vec<_> = fields.iter().map(|f| f.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), fields.len(), "a name is listed twice");
+    }
 }

@@ -86,3 +86,21 @@ fn tinylfu_is_deterministic_and_resists_scans_better_than_lru() {
         assert!(tlfu.hit_ratio > lru.hit_ratio, "size {size}: tinylfu {} vs lru {}", tlfu.hit_ratio, lru.hit_ratio);
     }
 }
+
+#[test]
+fn learned_prefetcher_beats_demand_fetching_with_accuracy_above_target_and_costs_nothing_on_zipf() {
+    // Sessions: learnable structure. The spec's bar: +20% relative hit ratio,
+    // prefetch accuracy above 60%.
+    let rs = run(GenKind::Sessions, &[PolicyKind::Lru], &[PrefetchKind::None, PrefetchKind::Ml], "5%");
+    let (base, ml) = (find(&rs, "lru", "none"), find(&rs, "lru", "ml"));
+    assert!(ml.hit_ratio > base.hit_ratio * 1.2, "ml {} vs none {}", ml.hit_ratio, base.hit_ratio);
+    let accuracy = ml.accuracy.expect("ml issued prefetches");
+    assert!(accuracy > 0.6, "accuracy {accuracy}");
+    assert_eq!(ml.store_reads, ml.misses + ml.prefetches_issued);
+
+    // Zipf: no structure beyond popularity; the threshold must keep it from
+    // spending the cache on guesses.
+    let rs = run(GenKind::Zipf, &[PolicyKind::Lru], &[PrefetchKind::None, PrefetchKind::Ml], "5%");
+    let (base, ml) = (find(&rs, "lru", "none"), find(&rs, "lru", "ml"));
+    assert!(ml.hit_ratio >= base.hit_ratio * 0.99, "ml {} vs none {}", ml.hit_ratio, base.hit_ratio);
+}

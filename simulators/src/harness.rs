@@ -42,7 +42,9 @@ pub enum Access {
 /// A cache under simulation. Implementations count object size in
 /// [`Request::size`] (the harness sets it to 1 in object mode).
 pub trait SimCache {
-    /// Looks `req` up; a hit counts as an access for the eviction policy.
+    /// Looks `req` up; a hit counts as an access for the eviction policy. The
+    /// harness calls this exactly once per request, in trace order, with the
+    /// request's 1-based position as `now` (`engine/src/ab.rs` counts on it).
     fn get(&mut self, req: &Request, now: u64) -> Access;
     /// Inserts `req`'s object after a miss (it may be refused by admission or for
     /// being larger than the cache).

@@ -20,6 +20,7 @@
 //! - [`report`]: per-run results, the human table and the JSON output.
 //! - [`plot`]: hit ratio against cache size, PNG or SVG.
 //! - [`size`]: parsing of cache sizes (`489`, `64MiB`, `1%`).
+//! - [`stats`]: KS, Welch and paired t-tests, Cohen's d and the A/B summary, matched against SciPy.
 //! - [`rng`]: the generators' PRNG, fixed here so a seed means the same bytes forever.
 
 pub mod error;
@@ -32,6 +33,7 @@ pub mod report;
 pub mod request;
 pub mod rng;
 pub mod size;
+pub mod stats;
 pub mod testing;
 pub mod trace;
 

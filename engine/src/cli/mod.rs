@@ -1,6 +1,8 @@
 //! Subcommands of the `augur` binary.
 
+mod ab;
 mod gen;
+mod predict;
 mod replay;
 mod serve;
 mod sim;
@@ -20,7 +22,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the proxy: RESP server, cache, write-ahead log and flusher.
-    Serve(serve::ServeArgs),
+    // Boxed: its many optional flags make it far larger than the other variants.
+    Serve(Box<serve::ServeArgs>),
     /// Replay a trace offline through the cache policies and prefetchers.
     Sim(sim::SimArgs),
     /// Generate a synthetic workload trace.
@@ -28,15 +31,23 @@ enum Command {
     /// Drive a running server (Augur, or any Redis-protocol server) with a trace
     /// over RESP and report throughput, latency and the server's hit ratio.
     Replay(replay::ReplayArgs),
+    /// Train and compare the predictor's models on a trace (validation table,
+    /// feature importance, inference latency).
+    Predict(predict::PredictArgs),
+    /// A/B test of prefetching on a trace: control (no prefetching) against
+    /// treatment, split by key hash, with per-window t-tests.
+    Ab(ab::AbArgs),
 }
 
 /// Runs the chosen subcommand.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Sim(args) => sim::run(args),
         Command::Gen(args) => gen::run(args),
         Command::Replay(args) => replay::run(args),
+        Command::Predict(args) => predict::run(args),
+        Command::Ab(args) => ab::run(args),
     }
 }
 

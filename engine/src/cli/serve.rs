@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use augur_adapters::{PostgresStore, RocksDbStore, Store, StoreSpec};
 use augur_engine::server::{self, ServerConfig, Shutdown};
+use augur_engine::sim::PrefetchKind;
 use augur_engine::{parse_bytes, Engine, EngineConfig, EvictionKind, SyncPolicy, TierKind};
 use clap::Args;
 use serde::Deserialize;
@@ -88,6 +89,15 @@ pub struct ServeArgs {
     /// fsync RocksDB's own WAL on each flush batch [default: true].
     #[arg(long)]
     rocksdb_sync: Option<bool>,
+    /// Serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9180 [default: off].
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
+    /// Prefetcher: none, obl, markov, mithril or ml (the learned predictor) [default: none].
+    #[arg(long)]
+    prefetch: Option<String>,
+    /// Most store reads per second spent on prefetching [default: 5000].
+    #[arg(long)]
+    prefetch_budget: Option<u32>,
 }
 
 /// The same settings as read from the TOML file.
@@ -116,6 +126,9 @@ struct FileConfig {
     max_bulk: Option<String>,
     pg_table: Option<String>,
     rocksdb_sync: Option<bool>,
+    metrics: Option<String>,
+    prefetch: Option<String>,
+    prefetch_budget: Option<u32>,
 }
 
 /// Settings after merging flags, file and defaults.
@@ -127,6 +140,7 @@ struct Settings {
     server: ServerConfig,
     pg_table: String,
     rocksdb_sync: bool,
+    metrics: Option<String>,
 }
 
 fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
@@ -182,6 +196,12 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
         engine.access_log = on;
     }
     engine.access_log_export = pick!(access_log_export);
+    if let Some(s) = pick!(prefetch) {
+        engine.prefetch = s.parse::<PrefetchKind>().map_err(|e| anyhow::anyhow!("--prefetch: {e}"))?;
+    }
+    if let Some(n) = pick!(prefetch_budget) {
+        engine.prefetch_budget.store_reads_per_sec = n;
+    }
     let mut server = ServerConfig::default();
     if let Some(p) = pick!(requirepass) {
         server.requirepass = Some(p);
@@ -207,6 +227,7 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
         server,
         pg_table: pick!(pg_table).unwrap_or_else(|| "augur_kv".into()),
         rocksdb_sync: pick!(rocksdb_sync).unwrap_or(true),
+        metrics: pick!(metrics),
     })
 }
 
@@ -228,6 +249,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
+    // Before the engine opens: its latency histograms bind to the recorder installed now.
+    let mut metrics = match &settings.metrics {
+        Some(addr) => {
+            let exporter = augur_engine::metrics::Exporter::install()?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("--metrics: cannot listen on {addr}"))?;
+            Some((exporter, listener))
+        }
+        None => None,
+    };
     let store = open_store(&settings).await.with_context(|| format!("cannot open store {}", settings.store))?;
     tracing::info!(store = %settings.store, durability = %store.durability(), "store open");
     let engine = Engine::open(settings.engine.clone(), store).await.context("cannot start the engine")?;
@@ -244,6 +276,14 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     );
     let shutdown = Shutdown::new();
     spawn_signal_handler(shutdown.clone());
+    if let Some((mut exporter, listener)) = metrics.take() {
+        tracing::info!(
+            "Prometheus metrics at http://{}/metrics",
+            listener.local_addr().map(|a| a.to_string()).unwrap_or_default()
+        );
+        exporter.add_engine(engine.clone());
+        tokio::spawn(exporter.serve(listener, shutdown.clone()));
+    }
     server::run(listener, engine.clone(), settings.server, shutdown).await.context("server failed")?;
     tracing::info!("shutting down: flushing dirty data to the store");
     engine.shutdown().await.context("shutdown incomplete (acknowledged writes remain safe in the WAL)")?;

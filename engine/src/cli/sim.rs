@@ -23,7 +23,7 @@ pub struct SimArgs {
     /// Eviction policies, comma-separated: lru, fifo, clock, sieve, tinylfu, belady.
     #[arg(long, default_value = "lru")]
     policy: String,
-    /// Prefetchers, comma-separated: none, obl, markov, mithril.
+    /// Prefetchers, comma-separated: none, obl, markov, mithril, ml.
     #[arg(long, default_value = "none")]
     prefetch: String,
     /// Cache sizes, comma-separated: objects or bytes (489, 64MiB) or a fraction of

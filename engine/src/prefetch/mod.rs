@@ -16,18 +16,94 @@
 mod markov;
 mod mithril;
 mod obl;
+pub mod service;
+pub mod successors;
+
+use std::hash::Hash;
 
 use bytes::Bytes;
+
+use crate::predict::{MlConfig, MlPrefetcher};
 
 pub use self::markov::{Markov, MarkovConfig};
 pub use self::mithril::{Mithril, MithrilConfig};
 pub use self::obl::Obl;
+
+/// The prefetchers `augur sim` and `augur serve --prefetch` know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrefetchKind {
+    /// Demand fetching only.
+    None,
+    /// Next sequential key.
+    Obl,
+    /// Successor table.
+    Markov,
+    /// Association mining.
+    Mithril,
+    /// The learned predictor.
+    Ml,
+}
+
+impl PrefetchKind {
+    /// Name in reports and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            PrefetchKind::None => "none",
+            PrefetchKind::Obl => "obl",
+            PrefetchKind::Markov => "markov",
+            PrefetchKind::Mithril => "mithril",
+            PrefetchKind::Ml => "ml",
+        }
+    }
+
+    /// A fresh prefetcher over keys `K` (`None` for demand fetching). `serving`:
+    /// the learned predictor trains on its own thread instead of inline.
+    pub fn build<K>(self, serving: bool) -> Option<Box<dyn Prefetcher<K>>>
+    where
+        K: Hash + Eq + Clone + Send + SequentialKey + 'static,
+    {
+        match self {
+            PrefetchKind::None => None,
+            PrefetchKind::Obl => Some(Box::new(Obl::<K>::default())),
+            PrefetchKind::Markov => Some(Box::new(Markov::<K>::new(MarkovConfig::default()))),
+            PrefetchKind::Mithril => Some(Box::new(Mithril::<K>::new(MithrilConfig::default()))),
+            PrefetchKind::Ml => {
+                Some(Box::new(MlPrefetcher::<K>::new(MlConfig { background: serving, ..MlConfig::default() })))
+            }
+        }
+    }
+}
 
 /// Predicts keys to fetch ahead of demand.
 pub trait Prefetcher<K>: Send {
     /// Observes one demand request for `key` (`hit`: it was cached) and appends
     /// the keys worth fetching now to `out`.
     fn on_request(&mut self, key: &K, hit: bool, out: &mut Vec<K>);
+
+    /// Like [`on_request`](Self::on_request), with each key's confidence in [0, 1]
+    /// (the prefetch queue's priority). Baselines have no probabilities and say 1.
+    fn on_request_scored(&mut self, key: &K, hit: bool, out: &mut Vec<(K, f32)>) {
+        let mut keys = Vec::new();
+        self.on_request(key, hit, &mut keys);
+        out.extend(keys.into_iter().map(|k| (k, 1.0)));
+    }
+
+    /// The clock of the next request, seconds (trace time or wall time).
+    fn set_time(&mut self, _now_s: f64) {}
+
+    /// The mechanism fetched `key` (it was proposed and not cached).
+    fn on_issued(&mut self, _key: &K) {}
+
+    /// Since the last call, `used` prefetched entries were read and `wasted` were
+    /// evicted unread: the accuracy the spec measures, fed back so a learning
+    /// prefetcher can hold it at its target.
+    fn on_outcomes(&mut self, _used: u64, _wasted: u64) {}
+
+    /// Where a learning prefetcher stands (model version, threshold, accuracy).
+    fn status(&self) -> Option<crate::predict::PredictorStatus> {
+        None
+    }
+
     /// Name for reports.
     fn name(&self) -> &'static str;
 }

@@ -330,6 +330,7 @@ fn admit(stream: TcpStream, shared: &Arc<Shared>, tasks: &mut JoinSet<()>) {
     let peer = stream.peer_addr().map(|a| a.ip()).unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
     if !allowed_by_protected_mode(peer, shared.protected_mode, shared.requirepass.is_some()) {
         shared.stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("augur_rejected_connections_total").increment(1);
         tracing::warn!(%peer, "refused a non-loopback client: protected mode and no password");
         tasks.spawn(reject(stream, DENIED));
         return;
@@ -339,11 +340,15 @@ fn admit(stream: TcpStream, shared: &Arc<Shared>, tasks: &mut JoinSet<()>) {
     let connected = shared.stats.connected_clients.load(Ordering::Relaxed);
     if connected >= shared.max_clients.load(Ordering::Relaxed) {
         shared.stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("augur_rejected_connections_total").increment(1);
         tasks.spawn(reject(stream, "ERR max number of clients reached"));
         return;
     }
     shared.stats.connected_clients.fetch_add(1, Ordering::Relaxed);
     shared.stats.total_connections.fetch_add(1, Ordering::Relaxed);
+    // Through the facade directly (connections are rare next to commands); see metrics.rs.
+    metrics::gauge!("augur_connected_clients").increment(1.0);
+    metrics::counter!("augur_connections_received_total").increment(1);
     let guard = ConnectedGuard(Arc::clone(shared));
     let shared = Arc::clone(shared);
     tasks.spawn(async move {
@@ -373,6 +378,7 @@ struct ConnectedGuard(Arc<Shared>);
 impl Drop for ConnectedGuard {
     fn drop(&mut self) {
         self.0.stats.connected_clients.fetch_sub(1, Ordering::Relaxed);
+        metrics::gauge!("augur_connected_clients").decrement(1.0);
     }
 }
 

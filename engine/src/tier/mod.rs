@@ -87,6 +87,15 @@ pub trait Tier: Send + Sync + fmt::Debug {
     fn name(&self) -> &'static str;
     /// Looks up one key (counts as an access for the eviction policy).
     fn get(&self, key: &Bytes) -> Option<TierEntry>;
+    /// True when the key is held; unlike `get`, not an access.
+    fn contains(&self, key: &Bytes) -> bool {
+        self.get(key).is_some()
+    }
+    /// Prefetched entries evicted before anyone read them (0 where the tier
+    /// does not track it).
+    fn prefetched_evicted_unused(&self) -> u64 {
+        0
+    }
     /// Inserts or replaces one entry.
     fn insert(&self, key: Bytes, entry: TierEntry);
     /// Removes one key if present.

@@ -5,26 +5,37 @@
 //! is TinyLFU admission with LRU eviction: a new key may be refused entry when it
 //! looks colder than the victim, which protects the hot set from scans.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use bytes::Bytes;
 use moka::sync::Cache;
 
-use super::{Tier, TierEntry};
+use super::{EntryState, Tier, TierEntry};
 
 /// A byte-bounded moka cache.
 #[derive(Debug, Clone)]
 pub struct MokaTier {
     cache: Cache<Bytes, TierEntry>,
     capacity: u64,
+    evicted_unused: Arc<AtomicU64>,
 }
 
 impl MokaTier {
     /// A tier holding at most `capacity` weighted bytes.
     pub fn new(capacity: u64) -> Self {
+        let evicted_unused = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&evicted_unused);
         let cache = Cache::builder()
             .max_capacity(capacity)
             .weigher(|key: &Bytes, entry: &TierEntry| entry.weight(key).min(u32::MAX as u64) as u32)
+            .eviction_listener(move |_key, entry: TierEntry, cause| {
+                if cause.was_evicted() && entry.state == EntryState::Prefetched {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            })
             .build();
-        Self { cache, capacity }
+        Self { cache, capacity, evicted_unused }
     }
 }
 
@@ -34,6 +45,12 @@ impl Tier for MokaTier {
     }
     fn get(&self, key: &Bytes) -> Option<TierEntry> {
         self.cache.get(key)
+    }
+    fn contains(&self, key: &Bytes) -> bool {
+        self.cache.contains_key(key)
+    }
+    fn prefetched_evicted_unused(&self) -> u64 {
+        self.evicted_unused.load(Ordering::Relaxed)
     }
     fn insert(&self, key: Bytes, entry: TierEntry) {
         self.cache.insert(key, entry);

@@ -69,6 +69,10 @@ pub struct Wal {
     progress: watch::Sender<Progress>,
     segments: Mutex<Segments>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// One `write` of the writer thread (a group of appended records).
+    pub(crate) write_latency: crate::metrics::Latency,
+    /// One fsync (per group under `always`, once a second under `everysec`).
+    pub(crate) fsync_latency: crate::metrics::Latency,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -101,6 +105,8 @@ impl Wal {
             progress,
             segments: Mutex::new(Segments { closed: replayed.segments.clone(), active }),
             writer: Mutex::new(None),
+            write_latency: crate::metrics::Latency::new("wal_write", "WAL writes (one per group of records), seconds."),
+            fsync_latency: crate::metrics::Latency::new("wal_fsync", "WAL fsyncs, seconds."),
         });
         let thread_wal = Arc::clone(&wal);
         let handle = std::thread::Builder::new()
@@ -134,6 +140,11 @@ impl Wal {
     /// The next sequence number to be handed out.
     pub fn next_seq(&self) -> u64 {
         lock(&self.pending).next_seq
+    }
+
+    /// Bytes appended that the writer thread has not taken yet.
+    pub fn pending_bytes(&self) -> u64 {
+        lock(&self.pending).buf.len() as u64
     }
 
     /// Waits until `seq` is durable under the sync policy: fsynced for `always`,
@@ -297,7 +308,9 @@ impl Wal {
     ) -> Result<(), String> {
         if !buf.is_empty() {
             fail::fail_point!("wal::before_write", |_| crash("wal::before_write"));
+            let started = Instant::now();
             file.write_all(buf).map_err(|e| format!("WAL write failed: {e}"))?;
+            self.write_latency.record(started.elapsed());
             fail::fail_point!("wal::after_write", |_| crash("wal::after_write"));
             let mut segments = lock(&self.segments);
             segments.active.bytes += buf.len() as u64;
@@ -313,8 +326,10 @@ impl Wal {
         };
         if unsynced && (due || closing) {
             fail::fail_point!("wal::fsync_fails", |_| Err("WAL fsync failed: injected I/O error".to_string()));
+            let started = Instant::now();
             file.sync_data().map_err(|e| format!("WAL fsync failed: {e}"))?;
             *last_sync = Instant::now();
+            self.fsync_latency.record(last_sync.duration_since(started));
             self.record_synced();
             fail::fail_point!("wal::after_fsync", |_| crash("wal::after_fsync"));
             self.progress.send_modify(|p| p.synced = last_seq);

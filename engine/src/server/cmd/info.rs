@@ -21,7 +21,10 @@ use crate::stats::EngineStats;
 /// shapes it follows.
 pub(crate) const REDIS_VERSION: &str = "7.2.0";
 
-const SECTIONS: &[&str] = &["server", "clients", "memory", "persistence", "stats", "keyspace"];
+const SECTIONS: &[&str] = &["server", "clients", "memory", "persistence", "stats", "latencystats", "keyspace"];
+
+/// Left out of a bare `INFO` (and `INFO default`), as in Redis; `all` includes them.
+const NOT_DEFAULT: &[&str] = &["latencystats"];
 
 #[derive(Debug)]
 pub(crate) struct Info {
@@ -34,15 +37,14 @@ impl Info {
     }
 
     pub(crate) fn apply(self, ctx: &mut Ctx<'_>) -> Applied {
-        let all = self.sections.is_empty()
-            || self
-                .sections
-                .iter()
-                .any(|s| ["all", "everything", "default"].iter().any(|w| s.eq_ignore_ascii_case(w.as_bytes())));
+        let asked =
+            |words: &[&str]| self.sections.iter().any(|s| words.iter().any(|w| s.eq_ignore_ascii_case(w.as_bytes())));
+        let all = asked(&["all", "everything"]);
+        let default = self.sections.is_empty() || asked(&["default"]);
         let wanted: Vec<&str> = SECTIONS
             .iter()
             .copied()
-            .filter(|name| all || self.sections.iter().any(|s| s.eq_ignore_ascii_case(name.as_bytes())))
+            .filter(|name| all || (default && !NOT_DEFAULT.contains(name)) || asked(std::slice::from_ref(name)))
             .collect();
         Applied::reply(Frame::text(render(ctx.shared, &wanted)))
     }
@@ -62,14 +64,22 @@ pub(crate) fn render(shared: &Shared, sections: &[&str]) -> String {
         if i > 0 {
             out.push_str("\r\n");
         }
-        let fields = match *section {
-            "server" => server(shared),
-            "clients" => clients(shared),
-            "memory" => memory(&stats),
-            "persistence" => persistence(&stats),
-            "stats" => counters(shared, &stats),
-            "keyspace" => vec![("db0", format!("keys={},expires=0,avg_ttl=0", shared.engine.memory_keys()))],
-            _ => vec![],
+        let fields: Vec<(String, String)> = match *section {
+            "latencystats" => latencystats(shared),
+            other => {
+                let fields = match other {
+                    "server" => server(shared),
+                    "clients" => clients(shared),
+                    "memory" => memory(&stats),
+                    "persistence" => persistence(&stats),
+                    "stats" => counters(shared, &stats),
+                    "keyspace" => {
+                        vec![("db0", format!("keys={},expires=0,avg_ttl=0", shared.engine.memory_keys()))]
+                    }
+                    _ => vec![],
+                };
+                fields.into_iter().map(|(name, value)| (name.to_string(), value)).collect()
+            }
         };
         let mut title = section.to_string();
         if let Some(first) = title.get_mut(..1) {
@@ -79,7 +89,7 @@ pub(crate) fn render(shared: &Shared, sections: &[&str]) -> String {
         out.push_str(&title);
         out.push_str("\r\n");
         for (name, value) in fields {
-            out.push_str(name);
+            out.push_str(&name);
             out.push(':');
             // A value with a line break would end the field early and forge another.
             out.push_str(&value.replace(['\r', '\n'], " "));
@@ -151,6 +161,8 @@ fn persistence(s: &EngineStats) -> Fields {
         ("store", s.store.clone()),
         ("store_durability", s.store_durability.clone()),
         ("store_watermark", s.store_watermark.to_string()),
+        ("flush_lag_seconds", format!("{:.3}", s.flush_lag_seconds)),
+        ("wal_pending_bytes", s.wal_pending_bytes.to_string()),
         ("flushed_entries", s.flushed_entries.to_string()),
         ("flush_batches", s.flush_batches.to_string()),
         ("flush_errors", s.flush_errors.to_string()),
@@ -171,15 +183,47 @@ fn counters(shared: &Shared, s: &EngineStats) -> Fields {
         ("store_reads", s.store_reads.to_string()),
         ("store_read_errors", s.store_read_errors.to_string()),
         ("coalesced_reads", s.coalesced_reads.to_string()),
+        ("inflight_reads", s.inflight_reads.to_string()),
         ("stale_reads_dropped", s.stale_reads_dropped.to_string()),
         ("writes", s.writes.to_string()),
         ("deletes", s.deletes.to_string()),
         ("prefetch_hits", s.prefetch_hits.to_string()),
+        ("prefetcher", s.prefetcher.clone()),
+        ("prefetch_reads", s.prefetch_reads.to_string()),
+        ("prefetch_inserted", s.prefetch_inserted.to_string()),
+        ("prefetch_evicted_unused", s.prefetch_evicted_unused.to_string()),
+        ("prefetch_accuracy", format!("{:.4}", s.prefetch_accuracy)),
+        ("prefetch_coverage", format!("{:.4}", s.prefetch_coverage)),
+        ("prefetch_model_version", s.prefetch_model_version.to_string()),
+        ("prefetch_threshold", format!("{:.3}", s.prefetch_threshold)),
+        ("prefetch_model_accuracy", format!("{:.4}", s.prefetch_model_accuracy)),
+        ("prefetch_events_dropped", s.prefetch_events_dropped.to_string()),
+        ("prefetch_queue_dropped", s.prefetch_queue_dropped.to_string()),
+        ("prefetch_queue_depth", s.prefetch_queue_depth.to_string()),
         ("access_log_enabled", u8::from(s.access_log.enabled).to_string()),
         ("access_log_events", s.access_log.recorded.to_string()),
         ("access_log_dropped", s.access_log.dropped.to_string()),
         ("access_log_exported", s.access_log.exported.to_string()),
     ]
+}
+
+/// Redis 7's `latency_percentiles_usec_<name>:p50=…,p99=…,p99.9=…` for each of the
+/// engine's latency histograms (cumulative since start), plus
+/// `latency_stats_<name>:count=…,mean=…,max=…` (microseconds) with what Redis's line
+/// leaves out. A histogram with no observation yet is listed with zeros.
+fn latencystats(shared: &Shared) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for l in shared.engine.latency_stats() {
+        out.push((
+            format!("latency_percentiles_usec_{}", l.name),
+            format!("p50={:.3},p99={:.3},p99.9={:.3}", l.p50_us as f64, l.p99_us as f64, l.p999_us as f64),
+        ));
+        out.push((
+            format!("latency_stats_{}", l.name),
+            format!("count={},mean={:.3},max={}", l.count, l.mean_us, l.max_us),
+        ));
+    }
+    out
 }
 
 /// Redis's `bytesToHuman`: `1023B`, `1.50K`, `256.00M`.

@@ -1,0 +1,480 @@
+//! The learned prefetcher: features → candidates → calibrated scores → the keys
+//! above an adaptive threshold, with self-supervised online retraining.
+//!
+//! It implements the same [`Prefetcher`] trait as the baselines, so `augur sim`
+//! (virtual clock: request positions and trace timestamps) and `augur serve` (the
+//! prefetch engine's thread, off the request path) run this exact code.
+//!
+//! Life cycle: until the first model is trained it only observes and collects
+//! labelled samples. Once `first_train_after` samples are labelled it trains every
+//! configured model, keeps the one with the best validation log loss, and then
+//! retrains every `retrain_every` requests on the newest samples. Training runs
+//! inline (the simulator: deterministic) or on its own thread (serving: the
+//! predictor keeps the previous model until the new one is ready).
+//!
+//! The threshold starts at `threshold` and moves to hold the measured accuracy of
+//! issued prefetches (did the key come within the horizon) at `target_accuracy`:
+//! calibration makes the starting point right on average, the controller keeps it
+//! right when the workload shifts.
+
+use std::hash::Hash;
+use std::thread::JoinHandle;
+
+use super::candidates;
+use super::dataset::{Dataset, Labeller, Sample, CONTEXT};
+use super::features::{key_hash, FeatureConfig, FeatureState, N_FEATURES};
+use super::model::{BatchBuf, ModelKind, TrainedModel, Validation};
+use super::trainer::{self, TrainConfig};
+use super::PredictError;
+use crate::prefetch::{Prefetcher, SequentialKey};
+
+/// Settings of the learned prefetcher.
+#[derive(Debug, Clone)]
+pub struct MlConfig {
+    /// Feature state sizes.
+    pub features: FeatureConfig,
+    /// Candidates scored per request.
+    pub max_candidates: usize,
+    /// Most keys prefetched per request.
+    pub degree: usize,
+    /// A candidate is labelled positive if requested within this many requests.
+    pub horizon: u64,
+    /// Labelled samples kept for training.
+    pub window: usize,
+    /// Labelled samples before the first model.
+    pub first_train_after: u64,
+    /// Requests between retrainings.
+    pub retrain_every: u64,
+    /// Starting probability threshold.
+    pub threshold: f32,
+    /// Accuracy the threshold controller aims for.
+    pub target_accuracy: f32,
+    /// What to train.
+    pub train: TrainConfig,
+    /// Scores per window of the drift test (reference: after a model is
+    /// installed; recent: the newest).
+    pub drift_window: usize,
+    /// The two-sample KS test's p-value below which the windows differ.
+    pub drift_p_value: f64,
+    /// …and the least KS statistic: scores are autocorrelated, so with thousands
+    /// of them a tiny, harmless shift is "significant"; this asks for a real one.
+    pub drift_min_statistic: f64,
+    /// Train on a background thread (serving) or inline (simulation).
+    pub background: bool,
+}
+
+impl Default for MlConfig {
+    fn default() -> Self {
+        Self {
+            features: FeatureConfig::default(),
+            max_candidates: 8,
+            degree: 4,
+            horizon: 64,
+            window: 60_000,
+            first_train_after: 30_000,
+            retrain_every: 50_000,
+            threshold: 0.6,
+            target_accuracy: 0.65,
+            // The GRU is compared offline (`augur predict`) but not retrained online:
+            // it validated worse than the MLP at 20x the training time.
+            train: TrainConfig {
+                models: vec![ModelKind::Logistic, ModelKind::Mlp, ModelKind::Gbdt],
+                ..TrainConfig::default()
+            },
+            drift_window: 2_000,
+            drift_p_value: 1e-4,
+            drift_min_statistic: 0.15,
+            background: false,
+        }
+    }
+}
+
+/// Where the predictor stands, for INFO, metrics and reports.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct PredictorStatus {
+    /// Models installed so far (0: none yet).
+    pub version: u32,
+    /// Kind of the active model.
+    pub model: Option<&'static str>,
+    /// Its validation figures.
+    pub validation: Option<Validation>,
+    /// Current threshold.
+    pub threshold: f32,
+    /// Prefetches issued.
+    pub issued: u64,
+    /// Issued prefetches whose key came within the horizon / labelled issued.
+    pub accuracy: f64,
+    /// Requests observed.
+    pub requests: u64,
+    /// Samples labelled.
+    pub labelled: u64,
+    /// Mean scoring time per request with candidates, microseconds.
+    pub mean_score_us: f64,
+    /// Drift detections so far.
+    pub drifts: u64,
+    /// Prefetches read before eviction / prefetches resolved (used or wasted),
+    /// as the cache reported them: the figure the threshold is steered by.
+    pub outcome_accuracy: f64,
+}
+
+/// One drift detection: the KS test between the reference and recent score
+/// windows fired (or the measured accuracy fell), and a retraining was started.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct DriftEvent {
+    /// Request position.
+    pub seq: u64,
+    /// KS statistic D (NaN when the accuracy trigger fired).
+    pub statistic: f64,
+    /// Its p-value.
+    pub p_value: f64,
+    /// Scores per window.
+    pub window: usize,
+    /// Measured prefetch accuracy over the last controller window.
+    pub accuracy: f64,
+}
+
+/// The learned prefetcher over keys `K`.
+pub struct MlPrefetcher<K> {
+    config: MlConfig,
+    state: FeatureState<K>,
+    labeller: Labeller,
+    active: Option<TrainedModel>,
+    training: Option<JoinHandle<Result<Vec<TrainedModel>, PredictError>>>,
+    last_train_seq: u64,
+    version: u32,
+    threshold: f32,
+    time_s: f64,
+    issued: u64,
+    issued_labelled: u64,
+    issued_used: u64,
+    window_issued: u64,
+    window_used: u64,
+    outcomes_used: u64,
+    outcomes_total: u64,
+    last_window_accuracy: f64,
+    reference_scores: Vec<f64>,
+    recent_scores: std::collections::VecDeque<f64>,
+    scores_since_test: usize,
+    retrain_now: bool,
+    drifts: Vec<DriftEvent>,
+    score_ns: u128,
+    scored: u64,
+    candidates: Vec<K>,
+    batch: BatchBuf,
+    history: Vec<(u64, ModelKind, Validation)>,
+}
+
+impl<K> std::fmt::Debug for MlPrefetcher<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MlPrefetcher").field("version", &self.version).field("threshold", &self.threshold).finish()
+    }
+}
+
+impl<K: Hash + Eq + Clone + Send + SequentialKey> MlPrefetcher<K> {
+    /// A predictor with no model yet.
+    pub fn new(config: MlConfig) -> Self {
+        Self {
+            state: FeatureState::new(config.features),
+            labeller: Labeller::new(config.horizon, config.window),
+            active: None,
+            training: None,
+            last_train_seq: 0,
+            version: 0,
+            threshold: config.threshold,
+            time_s: 0.0,
+            issued: 0,
+            issued_labelled: 0,
+            issued_used: 0,
+            window_issued: 0,
+            window_used: 0,
+            outcomes_used: 0,
+            outcomes_total: 0,
+            last_window_accuracy: f64::NAN,
+            reference_scores: Vec::new(),
+            recent_scores: std::collections::VecDeque::new(),
+            scores_since_test: 0,
+            retrain_now: false,
+            drifts: Vec::new(),
+            score_ns: 0,
+            scored: 0,
+            candidates: Vec::new(),
+            batch: BatchBuf::default(),
+            history: Vec::new(),
+            config,
+        }
+    }
+
+    /// Where it stands.
+    pub fn status(&self) -> PredictorStatus {
+        PredictorStatus {
+            version: self.version,
+            model: self.active.as_ref().map(|m| m.kind.name()),
+            validation: self.active.as_ref().map(|m| m.validation),
+            threshold: self.threshold,
+            issued: self.issued,
+            accuracy: if self.issued_labelled == 0 {
+                f64::NAN
+            } else {
+                self.issued_used as f64 / self.issued_labelled as f64
+            },
+            requests: self.state.seq,
+            labelled: self.labeller.labelled(),
+            mean_score_us: if self.scored == 0 { 0.0 } else { self.score_ns as f64 / self.scored as f64 / 1e3 },
+            drifts: self.drifts.len() as u64,
+            outcome_accuracy: if self.outcomes_total == 0 {
+                f64::NAN
+            } else {
+                self.outcomes_used as f64 / self.outcomes_total as f64
+            },
+        }
+    }
+
+    /// Every drift detection so far.
+    pub fn drifts(&self) -> &[DriftEvent] {
+        &self.drifts
+    }
+
+    /// Every model installed: (request position, kind, validation).
+    pub fn history(&self) -> &[(u64, ModelKind, Validation)] {
+        &self.history
+    }
+
+    /// The labelled samples held now.
+    pub fn dataset(&self) -> Dataset {
+        self.labeller.snapshot()
+    }
+
+    fn install(&mut self, mut models: Vec<TrainedModel>) {
+        if models.is_empty() {
+            return;
+        }
+        let best = models.swap_remove(0);
+        self.version += 1;
+        self.history.push((self.state.seq, best.kind, best.validation));
+        tracing::info!(
+            version = self.version,
+            model = best.kind.name(),
+            log_loss = best.validation.log_loss,
+            auc = best.validation.auc,
+            "predictor: new active model"
+        );
+        self.active = Some(best);
+        self.reference_scores.clear();
+        self.recent_scores.clear();
+        self.scores_since_test = 0;
+    }
+
+    fn maybe_train(&mut self) {
+        if let Some(handle) = self.training.take_if(|h| h.is_finished()) {
+            match handle.join() {
+                Ok(Ok(models)) => self.install(models),
+                Ok(Err(e)) => tracing::warn!("predictor: training failed: {e}"),
+                Err(_) => tracing::warn!("predictor: training thread panicked"),
+            }
+        }
+        let due = if self.version == 0 && self.training.is_none() {
+            self.labeller.labelled() >= self.config.first_train_after
+        } else {
+            self.retrain_now || self.state.seq - self.last_train_seq >= self.config.retrain_every
+        };
+        if !due || self.training.is_some() {
+            return;
+        }
+        self.last_train_seq = self.state.seq;
+        self.retrain_now = false;
+        let data = self.labeller.snapshot();
+        let config = self.config.train.clone();
+        if self.config.background {
+            let spawned = std::thread::Builder::new()
+                .name("augur-train".into())
+                .spawn(move || trainer::train_all(&data, &config));
+            match spawned {
+                Ok(handle) => self.training = Some(handle),
+                Err(e) => tracing::warn!("predictor: cannot start the training thread: {e}"),
+            }
+        } else {
+            match trainer::train_all(&data, &config) {
+                Ok(models) => self.install(models),
+                Err(e) => tracing::warn!("predictor: training failed: {e}"),
+            }
+        }
+    }
+
+    /// The label of an issued prefetch: kept for the status (the model's own
+    /// view of its accuracy); the threshold follows the cache's outcomes instead.
+    fn count_issued_label(&mut self, used: bool) {
+        self.issued_labelled += 1;
+        self.issued_used += u64::from(used);
+    }
+
+    /// Steers the threshold by measured accuracy, 200 outcomes at a time: up fast
+    /// when below target (wasted reads cost store load and cache space), down
+    /// slowly when comfortably above it (more coverage).
+    fn steer(&mut self, used: u64, wasted: u64) {
+        self.outcomes_used += used;
+        self.outcomes_total += used + wasted;
+        self.window_used += used;
+        self.window_issued += used + wasted;
+        if self.window_issued < 200 {
+            return;
+        }
+        let accuracy = self.window_used as f64 / self.window_issued as f64;
+        self.last_window_accuracy = accuracy;
+        let target = f64::from(self.config.target_accuracy);
+        if accuracy < target - 0.02 {
+            self.threshold = (self.threshold + 0.03).min(0.97);
+            if accuracy < target - 0.2 && self.threshold >= 0.97 && self.version > 0 {
+                // Even the most confident proposals miss: the model is stale.
+                self.record_drift(f64::NAN, f64::NAN, accuracy);
+            }
+        } else if accuracy > target + 0.05 {
+            self.threshold = (self.threshold - 0.01).max(0.2);
+        }
+        self.window_issued = 0;
+        self.window_used = 0;
+    }
+
+    fn record_drift(&mut self, statistic: f64, p_value: f64, accuracy: f64) {
+        let event = DriftEvent { seq: self.state.seq, statistic, p_value, window: self.config.drift_window, accuracy };
+        tracing::info!(?event, "predictor: drift detected, retraining");
+        self.drifts.push(event);
+        self.retrain_now = true;
+        self.reference_scores.clear();
+        self.recent_scores.clear();
+        self.scores_since_test = 0;
+    }
+
+    /// Feeds the drift test: the first window of scores after a model is
+    /// installed is the reference; every half window, the newest window is
+    /// compared with it.
+    fn watch_drift(&mut self, scores: &[f32]) {
+        let window = self.config.drift_window.max(10);
+        for &p in scores {
+            if self.reference_scores.len() < window {
+                self.reference_scores.push(f64::from(p));
+                continue;
+            }
+            if self.recent_scores.len() == window {
+                self.recent_scores.pop_front();
+            }
+            self.recent_scores.push_back(f64::from(p));
+            self.scores_since_test += 1;
+        }
+        if self.recent_scores.len() < window || self.scores_since_test < window / 2 || self.retrain_now {
+            return;
+        }
+        self.scores_since_test = 0;
+        let recent: Vec<f64> = self.recent_scores.iter().copied().collect();
+        if let Some(ks) = augur_simulators::stats::ks_two_sample(&self.reference_scores, &recent) {
+            if ks.p_value < self.config.drift_p_value && ks.statistic >= self.config.drift_min_statistic {
+                let accuracy = self.last_window_accuracy;
+                self.record_drift(ks.statistic, ks.p_value, accuracy);
+            }
+        }
+    }
+
+    /// Scores the current candidates; appends those above the threshold to `out`,
+    /// best first, at most `degree`, with their probabilities.
+    fn score_and_choose(&mut self, out: &mut Vec<(K, f32)>) {
+        self.candidates.clear();
+        candidates::generate(&self.state, self.config.max_candidates, &mut self.candidates);
+        if self.candidates.is_empty() {
+            return;
+        }
+        let mut context = [0u64; CONTEXT];
+        let ctx: Vec<u64> = self.state.context().map(|(_, h)| *h).collect();
+        let take = ctx.len().min(CONTEXT);
+        context[CONTEXT - take..].copy_from_slice(&ctx[ctx.len() - take..]);
+        self.batch.clear();
+        let mut features = [0f32; N_FEATURES];
+        for cand in &self.candidates {
+            let hash = key_hash(cand);
+            self.state.candidate_features(cand, hash, &mut features);
+            self.batch.features.extend_from_slice(&features);
+            self.batch.context.extend_from_slice(&context);
+            self.batch.candidates.push(hash);
+        }
+        let scores = match &self.active {
+            Some(model) => {
+                let started = std::time::Instant::now();
+                let p = model.predict(self.batch.view());
+                self.score_ns += started.elapsed().as_nanos();
+                self.scored += 1;
+                self.watch_drift(&p);
+                Some(p)
+            }
+            None => None,
+        };
+        let seq = self.state.seq;
+        let mut chosen: Vec<(usize, f32)> = Vec::new();
+        if let Some(p) = &scores {
+            chosen = p.iter().copied().enumerate().filter(|(_, p)| *p >= self.threshold).collect();
+            chosen.sort_by(|a, b| b.1.total_cmp(&a.1));
+            chosen.truncate(self.config.degree);
+        }
+        for i in 0..self.candidates.len() {
+            let mut features = [0f32; N_FEATURES];
+            features.copy_from_slice(&self.batch.features[i * N_FEATURES..(i + 1) * N_FEATURES]);
+            self.labeller.push(Sample {
+                seq,
+                features,
+                context,
+                candidate: self.batch.candidates[i],
+                label: false,
+                issued: false,
+            });
+        }
+        out.extend(chosen.into_iter().map(|(i, p)| (self.candidates[i].clone(), p)));
+    }
+}
+
+impl<K: Hash + Eq + Clone + Send + SequentialKey> Prefetcher<K> for MlPrefetcher<K> {
+    fn set_time(&mut self, now_s: f64) {
+        self.time_s = now_s;
+    }
+
+    fn on_request(&mut self, key: &K, hit: bool, out: &mut Vec<K>) {
+        let mut scored = Vec::new();
+        self.on_request_scored(key, hit, &mut scored);
+        out.extend(scored.into_iter().map(|(k, _)| k));
+    }
+
+    fn on_request_scored(&mut self, key: &K, hit: bool, out: &mut Vec<(K, f32)>) {
+        let hash = key_hash(key);
+        self.state.observe(key, hash, hit, self.time_s);
+        let seq = self.state.seq;
+        let state = &self.state;
+        let mut outcomes = Vec::new();
+        self.labeller.resolve(
+            seq,
+            |h| state.key_stats(h).map(|s| s.last_seq),
+            |s| {
+                if s.issued {
+                    outcomes.push(s.label);
+                }
+            },
+        );
+        for used in outcomes {
+            self.count_issued_label(used);
+        }
+        self.maybe_train();
+        self.score_and_choose(out);
+    }
+
+    fn on_outcomes(&mut self, used: u64, wasted: u64) {
+        self.steer(used, wasted);
+    }
+
+    fn on_issued(&mut self, key: &K) {
+        self.issued += 1;
+        self.labeller.mark_issued(key_hash(key), self.config.max_candidates);
+    }
+
+    fn status(&self) -> Option<PredictorStatus> {
+        Some(MlPrefetcher::status(self))
+    }
+
+    fn name(&self) -> &'static str {
+        "ml"
+    }
+}

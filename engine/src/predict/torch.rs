@@ -1,0 +1,189 @@
+//! The neural models, through libtorch (`tch`): logistic regression, an MLP and a
+//! GRU sequence model. CPU by default, CUDA when libtorch reports it.
+//!
+//! libtorch's intra-op pool is capped at one thread ([`limit_threads`]): on the
+//! small batches scored here a second thread buys nothing, and under load two
+//! threads were measured to collapse tail latency (shared notes), while serving
+//! needs the cores.
+
+use std::sync::Once;
+
+use tch::nn::{self, Module, OptimizerConfig, RNN};
+use tch::{Device, Kind, Reduction, Tensor};
+
+use super::dataset::{Dataset, CONTEXT};
+use super::features::N_FEATURES;
+use super::model::{bucket, Batch, BatchBuf, ModelKind, Scorer, Standardizer};
+use super::PredictError;
+
+/// Embedding rows for hashed keys (the sequence model).
+const BUCKETS: i64 = 1 << 14;
+/// Width of key embeddings and of the GRU state: equal, because the head also
+/// sees their elementwise product.
+const WIDTH: i64 = 24;
+
+/// Caps libtorch at one intra-op thread, once per process.
+pub fn limit_threads() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        tch::set_num_threads(1);
+        tch::set_num_interop_threads(1);
+    });
+}
+
+/// CUDA when libtorch has it, else CPU.
+pub fn device() -> Device {
+    Device::cuda_if_available()
+}
+
+/// Training settings shared by the neural models.
+#[derive(Debug, Clone, Copy)]
+pub struct TorchTrainConfig {
+    /// Passes over the training data.
+    pub epochs: usize,
+    /// Samples per step.
+    pub batch: usize,
+    /// Adam learning rate.
+    pub learning_rate: f64,
+    /// Seed for weights and shuffling.
+    pub seed: u64,
+}
+
+impl Default for TorchTrainConfig {
+    fn default() -> Self {
+        Self { epochs: 4, batch: 512, learning_rate: 0.01, seed: 7 }
+    }
+}
+
+enum Net {
+    Dense(nn::Sequential),
+    Sequence(Box<SequenceNet>),
+}
+
+struct SequenceNet {
+    embed: nn::Embedding,
+    gru: nn::GRU,
+    head: nn::Sequential,
+}
+
+/// A trained tch model: its variables, network and input standardization.
+pub struct TorchModel {
+    _vs: nn::VarStore,
+    net: Net,
+    standardizer: Standardizer,
+    device: Device,
+}
+
+impl std::fmt::Debug for TorchModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TorchModel")
+    }
+}
+
+fn tensor_2d(data: &[f32], cols: i64, device: Device) -> Tensor {
+    let rows = data.len() as i64 / cols.max(1);
+    Tensor::from_slice(data).view([rows, cols]).to_device(device)
+}
+
+impl TorchModel {
+    fn logits(&self, batch: Batch<'_>, features: &[f32]) -> Tensor {
+        let x = tensor_2d(features, N_FEATURES as i64, self.device);
+        match &self.net {
+            Net::Dense(seq) => seq.forward(&x),
+            Net::Sequence(net) => {
+                let SequenceNet { embed, gru, head } = net.as_ref();
+                let n = batch.len() as i64;
+                let ctx: Vec<i64> = batch.context.iter().map(|&h| bucket(h, BUCKETS)).collect();
+                let ctx = Tensor::from_slice(&ctx).view([n, CONTEXT as i64]).to_device(self.device);
+                let (_, state) = gru.seq(&embed.forward(&ctx));
+                let h = state.0.select(0, 0);
+                let cand: Vec<i64> = batch.candidates.iter().map(|&h| bucket(h, BUCKETS)).collect();
+                let c = embed.forward(&Tensor::from_slice(&cand).to_device(self.device));
+                let joined = Tensor::cat(&[&h, &c, &(&h * &c), &x], 1);
+                head.forward(&joined)
+            }
+        }
+    }
+}
+
+impl Scorer for TorchModel {
+    fn score(&self, batch: Batch<'_>) -> Vec<f32> {
+        if batch.is_empty() {
+            return Vec::new();
+        }
+        let features = self.standardizer.apply(batch.features);
+        let probs = tch::no_grad(|| self.logits(batch, &features).sigmoid().view([-1]).to(Device::Cpu));
+        Vec::<f32>::try_from(&probs).unwrap_or_else(|_| vec![0.0; batch.len()])
+    }
+}
+
+/// Trains one of the neural kinds on `data`.
+pub fn train(kind: ModelKind, data: &Dataset, config: TorchTrainConfig) -> Result<TorchModel, PredictError> {
+    limit_threads();
+    tch::manual_seed(config.seed as i64);
+    let device = device();
+    let vs = nn::VarStore::new(device);
+    let root = vs.root();
+    let f = N_FEATURES as i64;
+    let net = match kind {
+        ModelKind::Logistic => Net::Dense(nn::seq().add(nn::linear(&root / "out", f, 1, Default::default()))),
+        ModelKind::Mlp => Net::Dense(
+            nn::seq()
+                .add(nn::linear(&root / "l1", f, 32, Default::default()))
+                .add_fn(|x| x.relu())
+                .add(nn::linear(&root / "l2", 32, 16, Default::default()))
+                .add_fn(|x| x.relu())
+                .add(nn::linear(&root / "out", 16, 1, Default::default())),
+        ),
+        ModelKind::Gru => {
+            let embed = nn::embedding(&root / "embed", BUCKETS, WIDTH, Default::default());
+            let gru = nn::gru(&root / "gru", WIDTH, WIDTH, Default::default());
+            let head = nn::seq()
+                .add(nn::linear(&root / "h1", 3 * WIDTH + f, 32, Default::default()))
+                .add_fn(|x| x.relu())
+                .add(nn::linear(&root / "out", 32, 1, Default::default()));
+            Net::Sequence(Box::new(SequenceNet { embed, gru, head }))
+        }
+        ModelKind::Gbdt => return Err(PredictError::BadConfig("gbdt is not a torch model".into())),
+    };
+    let standardizer = Standardizer::fit(&data.feature_rows());
+    let model = TorchModel { _vs: vs, net, standardizer, device };
+    if data.is_empty() {
+        return Ok(model);
+    }
+    let mut opt = nn::Adam::default()
+        .build(&model._vs, config.learning_rate)
+        .map_err(|e| PredictError::Torch(format!("optimizer: {e}")))?;
+    let all = BatchBuf::from_dataset(data);
+    let labels = data.labels();
+    let n = data.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut rng = config.seed | 1;
+    let mut buf = BatchBuf::default();
+    let mut y = Vec::with_capacity(config.batch);
+    for _ in 0..config.epochs {
+        // Fisher–Yates with a xorshift: deterministic for a seed.
+        for i in (1..n).rev() {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            order.swap(i, (rng % (i as u64 + 1)) as usize);
+        }
+        for chunk in order.chunks(config.batch.max(1)) {
+            buf.clear();
+            y.clear();
+            for &i in chunk {
+                buf.features.extend_from_slice(&all.features[i * N_FEATURES..(i + 1) * N_FEATURES]);
+                buf.context.extend_from_slice(&all.context[i * CONTEXT..(i + 1) * CONTEXT]);
+                buf.candidates.push(all.candidates[i]);
+                y.push(labels[i]);
+            }
+            let features = model.standardizer.apply(&buf.features);
+            let logits = model.logits(buf.view(), &features).view([-1]);
+            let target = Tensor::from_slice(&y).to_device(device).to_kind(Kind::Float);
+            let loss = logits.binary_cross_entropy_with_logits::<Tensor>(&target, None, None, Reduction::Mean);
+            opt.backward_step(&loss);
+        }
+    }
+    Ok(model)
+}
