@@ -7,7 +7,10 @@ mod bars;
 mod gpu_table;
 mod peers;
 mod pg_upsert;
+mod replay;
 mod soak;
+mod stores;
+mod tier_lookup;
 
 use clap::{Parser, Subcommand};
 
@@ -34,6 +37,16 @@ enum Command {
     /// Memory under 1,000 concurrent clients and slow readers for minutes: the
     /// server's RSS over time.
     Soak(soak::Args),
+    /// Augur against its stores used directly: read-through (GET on cached keys
+    /// against point reads) and write-back (SET at each durability mode against
+    /// per-operation upserts into PostgreSQL and RocksDB), medians and ratios.
+    Stores(Box<stores::Args>),
+    /// augur serve configurations under the same `augur replay` of a sessions trace:
+    /// prefetching on against off, access log on against off (throughput, hit ratio).
+    Replay(replay::Args),
+    /// One CPU-tier lookup (moka, as the engine builds it) against a std HashMap, by
+    /// key count: the top cost of the GET-hit profile, isolated.
+    TierLookup(tier_lookup::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -45,5 +58,8 @@ fn main() -> anyhow::Result<()> {
         Command::GpuTable(args) => gpu_table::run(args),
         Command::Soak(args) => runtime.block_on(soak::run(args)),
         Command::Peers(args) => peers::run(*args),
+        Command::Stores(args) => runtime.block_on(stores::run(*args)),
+        Command::Replay(args) => replay::run(args),
+        Command::TierLookup(args) => tier_lookup::run(args),
     }
 }

@@ -111,7 +111,7 @@ pub struct Args {
 }
 
 /// Bytes from `64`, `1K`, `1KiB`, `2M`, `2MiB` (binary multiples).
-fn parse_size(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (n, unit) = t.split_at(digits);
@@ -125,7 +125,7 @@ fn parse_size(s: &str) -> Result<u64, String> {
     n.checked_mul(1 << shift).filter(|&b| b > 0).ok_or_else(|| format!("size out of range: {s:?}"))
 }
 
-fn human_size(bytes: u64) -> String {
+pub(crate) fn human_size(bytes: u64) -> String {
     match bytes {
         b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
         b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
@@ -192,7 +192,7 @@ fn parse_report(text: &str) -> anyhow::Result<Measurement> {
     Ok(Measurement { rps, p50_ms: figures[2], p99_ms: figures[4], p999_ms })
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() {
         return f64::NAN;
     }
@@ -217,10 +217,10 @@ fn summarize(runs: &[Measurement]) -> Measurement {
 }
 
 /// A child process killed when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-    name: &'static str,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) port: u16,
+    pub(crate) name: &'static str,
 }
 
 impl Drop for Server {
@@ -231,7 +231,7 @@ impl Drop for Server {
 }
 
 impl Server {
-    fn cli(&self, args: &[&str]) -> anyhow::Result<String> {
+    pub(crate) fn cli(&self, args: &[&str]) -> anyhow::Result<String> {
         let out = Command::new("redis-cli")
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
             .args(args)
@@ -240,7 +240,7 @@ impl Server {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
-    fn wait_ready(&mut self) -> anyhow::Result<()> {
+    pub(crate) fn wait_ready(&mut self) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(60);
         while self.cli(&["PING"]).unwrap_or_default() != "PONG" {
             if let Some(status) = self.child.try_wait()? {
@@ -254,7 +254,7 @@ impl Server {
         Ok(())
     }
 
-    fn info_field(&self, section: &str, field: &str) -> anyhow::Result<String> {
+    pub(crate) fn info_field(&self, section: &str, field: &str) -> anyhow::Result<String> {
         let info = self.cli(&["INFO", section])?;
         info.lines()
             .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
@@ -271,7 +271,7 @@ impl Server {
 
     /// Writes `key:000000000000` … `key:keys-1` with `size`-byte values of `x`, as
     /// redis-benchmark's SET would, through `redis-cli --pipe`.
-    fn load(&self, keys: u64, size: u64) -> anyhow::Result<()> {
+    pub(crate) fn load(&self, keys: u64, size: u64) -> anyhow::Result<()> {
         let mut child = Command::new("redis-cli")
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "--pipe"])
             .stdin(Stdio::piped())
@@ -303,7 +303,7 @@ impl Server {
     }
 
     /// For Augur: waits until every write is in the store and so in the cache tier.
-    fn wait_flushed(&self) -> anyhow::Result<()> {
+    pub(crate) fn wait_flushed(&self) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(300);
         while self.info_field("persistence", "dirty_keys")? != "0" {
             if Instant::now() > deadline {
@@ -343,7 +343,7 @@ fn benchmark_args(port: u16, cell: &Cell, requests: u64, keyspace: u64) -> Vec<S
     args
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -562,7 +562,7 @@ fn bars(table: &Table, results: &HashMap<Cell, Runs>) -> Vec<crate::bars::Group>
 }
 
 /// What the machine is, from /proc.
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()
@@ -578,7 +578,7 @@ fn machine() -> String {
     format!("{model}, {cpus} CPUs (nproc), {mem_gib} GiB RAM, Linux {}", kernel.trim())
 }
 
-fn now_utc() -> String {
+pub(crate) fn now_utc() -> String {
     Command::new("date")
         .args(["-u", "+%Y-%m-%d %H:%M UTC"])
         .output()

@@ -44,19 +44,16 @@
 //! each lookup into its window, so the request rules (what a miss reads, how a
 //! prefetch is fetched and counted) are the same as `augur sim`'s.
 
-use std::path::PathBuf;
-
 use augur_simulators::harness::{self, Counters};
-use augur_simulators::prepass::{self, NextAccessFile};
-use augur_simulators::size::SizeSpec;
+use augur_simulators::prepass;
 use augur_simulators::stats::{AbSummary, Interval};
-use augur_simulators::trace::{open_trace, ReadOptions, TraceFormat, TraceReader};
+use augur_simulators::trace::TraceReader;
 use augur_simulators::{Access, ReplayOptions, Request, SimCache, TraceError};
-use rustc_hash::{FxBuildHasher, FxHashSet};
+use rustc_hash::FxHashSet;
 use serde::Serialize;
 
-use crate::sim::{MokaCache, PolicyCache, PolicyKind, PrefetchKind};
-use crate::tier::{Belady, Clock, Fifo, Lru, Sieve};
+use crate::prefetch::Prefetcher;
+use crate::sim::{CacheUser, PolicyKind, PrefetchKind, SimPlan, TraceSource};
 
 /// One side of the split.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,27 +85,15 @@ pub fn group_of(key: u64) -> Group {
 /// Everything `augur ab` was asked to do.
 #[derive(Debug, Clone)]
 pub struct AbPlan {
-    /// The trace.
-    pub trace: PathBuf,
-    /// Its format (detected when `None`).
-    pub format: Option<TraceFormat>,
-    /// Reader options (`--skip-bad`, CSV mapping).
-    pub read: ReadOptions,
-    /// Eviction policies, each run on both groups.
-    pub policies: Vec<PolicyKind>,
-    /// Prefetchers for the treatment group (`none`: an A/A test).
-    pub prefetchers: Vec<PrefetchKind>,
-    /// Cache sizes, each split between the groups.
-    pub sizes: Vec<SizeSpec>,
-    /// Object-count mode.
-    pub ignore_obj_size: bool,
+    /// The trace and the configurations, as `augur sim` takes them: each policy
+    /// runs on both groups, the prefetchers are the treatment's (`none`: an A/A
+    /// test), and each size is split between the groups.
+    pub sim: SimPlan,
     /// Requests per window; `None`: a fiftieth of the trace, at least [`MIN_DEFAULT_WINDOW`].
     pub window: Option<u64>,
     /// Replay twice, the second time with the groups' roles swapped, and compare the
     /// pooled arms: the split's own bias cancels (see the module doc).
     pub crossover: bool,
-    /// Progress bars on a terminal.
-    pub progress: bool,
 }
 
 /// The smallest default window: below about 500 requests per group a window's hit
@@ -351,6 +336,9 @@ impl ArmsRun {
 
 /// Replays both arms through caches of `policy`, the treatment's with `prefetch`
 /// serving the keys of group `treated`. `capacities` is indexed by group.
+///
+/// For Belady: next-access positions are trace-wide, and a key's next request is
+/// in its own group, so each group's Belady sees its own future correctly.
 fn replay_split(
     reader: &mut dyn TraceReader,
     policy: PolicyKind,
@@ -360,68 +348,30 @@ fn replay_split(
     window: u64,
     options: &ReplayOptions,
 ) -> Result<ArmsRun, TraceError> {
-    fn go<C: SimCache>(
-        reader: &mut dyn TraceReader,
-        control: C,
-        treatment: C,
+    struct Split<'a> {
+        reader: &'a mut dyn TraceReader,
+        prefetch: PrefetchKind,
+        /// The control arm's capacity, then the treatment arm's.
+        capacities: [u64; 2],
         treated: Group,
         window: u64,
-        options: &ReplayOptions,
-    ) -> Result<ArmsRun, TraceError> {
-        let mut split = SplitCache::new(control, treatment, treated, window);
-        let counters = harness::replay(reader, &mut split, options)?;
-        Ok(ArmsRun { counters, tallies: split.tallies, candidates_dropped: split.candidates_dropped })
+        options: &'a ReplayOptions,
     }
-    let (cc, tc) = match treated {
-        Group::Treatment => (capacities[0], capacities[1]),
-        Group::Control => (capacities[1], capacities[0]),
+    impl CacheUser for Split<'_> {
+        type Output = Result<ArmsRun, TraceError>;
+        fn run<C: SimCache>(self, make: impl Fn(u64, Option<Box<dyn Prefetcher<u64>>>) -> C) -> Self::Output {
+            let pf = self.prefetch.build::<u64>();
+            let [cc, tc] = self.capacities;
+            let mut split = SplitCache::new(make(cc, None), make(tc, pf), self.treated, self.window);
+            let counters = harness::replay(self.reader, &mut split, self.options)?;
+            Ok(ArmsRun { counters, tallies: split.tallies, candidates_dropped: split.candidates_dropped })
+        }
+    }
+    let capacities = match treated {
+        Group::Treatment => capacities,
+        Group::Control => [capacities[1], capacities[0]],
     };
-    let pf = prefetch.build::<u64>(false);
-    match policy {
-        PolicyKind::Lru => go(
-            reader,
-            PolicyCache::new(Lru::<u64, FxBuildHasher>::new(), cc, None),
-            PolicyCache::new(Lru::<u64, FxBuildHasher>::new(), tc, pf),
-            treated,
-            window,
-            options,
-        ),
-        PolicyKind::Fifo => go(
-            reader,
-            PolicyCache::new(Fifo::<u64, FxBuildHasher>::new(), cc, None),
-            PolicyCache::new(Fifo::<u64, FxBuildHasher>::new(), tc, pf),
-            treated,
-            window,
-            options,
-        ),
-        PolicyKind::Clock => go(
-            reader,
-            PolicyCache::new(Clock::<u64, FxBuildHasher>::new(), cc, None),
-            PolicyCache::new(Clock::<u64, FxBuildHasher>::new(), tc, pf),
-            treated,
-            window,
-            options,
-        ),
-        PolicyKind::Sieve => go(
-            reader,
-            PolicyCache::new(Sieve::<u64, FxBuildHasher>::new(), cc, None),
-            PolicyCache::new(Sieve::<u64, FxBuildHasher>::new(), tc, pf),
-            treated,
-            window,
-            options,
-        ),
-        // Next-access positions are trace-wide, and a key's next request is in its
-        // own group, so each group's Belady sees its own future correctly.
-        PolicyKind::Belady => go(
-            reader,
-            PolicyCache::new(Belady::<u64>::new(), cc, None),
-            PolicyCache::new(Belady::<u64>::new(), tc, pf),
-            treated,
-            window,
-            options,
-        ),
-        PolicyKind::TinyLfu => go(reader, MokaCache::new(cc, None), MokaCache::new(tc, pf), treated, window, options),
-    }
+    policy.with_cache(Split { reader, prefetch, capacities, treated, window, options })
 }
 
 /// Requests, distinct objects and working set (objects or first-seen bytes) per group.
@@ -460,32 +410,24 @@ fn split_capacity(total: u64, working_set: [u64; 2]) -> [u64; 2] {
 /// Runs every (policy, prefetcher, size) of `plan` as an A/B test; `on_report`
 /// sees each report as it finishes.
 pub fn run_ab(plan: &AbPlan, mut on_report: impl FnMut(&AbReport)) -> Result<AbOutcome, TraceError> {
-    if plan.policies.is_empty() || plan.prefetchers.is_empty() || plan.sizes.is_empty() {
-        return Err(TraceError::InvalidSpec("nothing to run: give at least one policy, prefetcher and size".into()));
-    }
+    let sim = &plan.sim;
+    sim.check()?;
     if plan.window == Some(0) {
         return Err(TraceError::InvalidSpec("--window 0: a window needs at least one request".into()));
     }
-    let format = match plan.format {
-        Some(f) => f,
-        None => TraceFormat::detect(&plan.trace)?,
-    };
-    let open = || open_trace(&plan.trace, Some(format), &plan.read);
+    let mut source = TraceSource::new(sim)?;
     // The split of the working set is needed for every size, so this pass always runs.
-    let scan = scan_split(open()?.as_mut())?;
+    let scan = scan_split(source.open()?.as_mut())?;
     if scan.requests == 0 {
-        return Err(TraceError::InvalidSpec(format!("{}: no requests to compare", plan.trace.display())));
+        return Err(TraceError::InvalidSpec(format!("{}: no requests to compare", sim.trace.display())));
     }
-    let wants_belady = plan.policies.contains(&PolicyKind::Belady);
-    let next_file: Option<NextAccessFile> = if wants_belady && !open()?.provides_next_access() {
-        prepass::scan(open()?.as_mut(), true)?.next_access
-    } else {
-        None
-    };
-    let working_set = if plan.ignore_obj_size { scan.objects } else { scan.bytes };
+    if source.needs_next_access()? {
+        source.next_access = prepass::scan(source.open()?.as_mut(), true)?.next_access;
+    }
+    let working_set = if sim.ignore_obj_size { scan.objects } else { scan.bytes };
     let mut capacities = Vec::new();
-    for s in &plan.sizes {
-        let total = s.resolve(working_set[0] + working_set[1], plan.ignore_obj_size)?;
+    for s in &sim.sizes {
+        let total = s.resolve(working_set[0] + working_set[1], sim.ignore_obj_size)?;
         let split = split_capacity(total, working_set);
         if split.contains(&0) {
             return Err(TraceError::InvalidSpec(format!(
@@ -505,33 +447,19 @@ pub fn run_ab(plan: &AbPlan, mut on_report: impl FnMut(&AbReport)) -> Result<AbO
         skipped: 0,
         first_skip: None,
     };
-    for &policy in &plan.policies {
+    for &policy in &sim.policies {
         for &(total, split) in &capacities {
-            for &prefetch in &plan.prefetchers {
-                let mut reader = open()?;
-                if policy == PolicyKind::Belady {
-                    if let Some(nf) = &next_file {
-                        reader = Box::new(nf.attach(reader)?);
-                    }
-                }
-                let options = ReplayOptions {
-                    ignore_obj_size: plan.ignore_obj_size,
-                    expected_requests: Some(scan.requests),
-                    progress: plan.progress,
-                    label: format!("ab {}/{}/{}", policy.name(), prefetch.name(), total),
-                };
+            for &prefetch in &sim.prefetchers {
+                let mut reader = source.open_for(policy)?;
+                let label = format!("ab {}/{}/{}", policy.name(), prefetch.name(), total);
+                let options = sim.replay_options(Some(scan.requests), label);
                 let mut run =
                     replay_split(reader.as_mut(), policy, prefetch, split, Group::Treatment, window, &options)?;
                 if outcome.first_skip.is_none() {
                     outcome.first_skip = reader.skip_log().first().map(str::to_string);
                 }
                 if plan.crossover {
-                    let mut reader = open()?;
-                    if policy == PolicyKind::Belady {
-                        if let Some(nf) = &next_file {
-                            reader = Box::new(nf.attach(reader)?);
-                        }
-                    }
+                    let mut reader = source.open_for(policy)?;
                     let options = ReplayOptions { label: format!("{} (swapped)", options.label), ..options };
                     run.add(replay_split(reader.as_mut(), policy, prefetch, split, Group::Control, window, &options)?);
                 }
@@ -598,7 +526,10 @@ fn report(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::PolicyCache;
+    use crate::tier::Lru;
     use augur_simulators::Op;
+    use rustc_hash::FxBuildHasher;
 
     #[test]
     fn groups_are_balanced_and_independent_of_neighbours() {
@@ -615,7 +546,6 @@ mod tests {
 
     #[test]
     fn split_cache_routes_tallies_and_filters_candidates() {
-        use crate::prefetch::Prefetcher;
         /// Proposes every key from 0 to 9 after each request.
         struct All;
         impl Prefetcher<u64> for All {

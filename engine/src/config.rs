@@ -142,6 +142,9 @@ pub struct EngineConfig {
     pub prefetch: crate::prefetch::PrefetchKind,
     /// How much store traffic and queueing prefetching may use.
     pub prefetch_budget: crate::prefetch::service::PrefetchBudget,
+    /// Where the learned prefetcher checkpoints its model versions (`None`: in
+    /// memory only, retrained after a restart).
+    pub model_dir: Option<PathBuf>,
 }
 
 impl EngineConfig {
@@ -165,6 +168,7 @@ impl EngineConfig {
             access_log_export: None,
             prefetch: crate::prefetch::PrefetchKind::None,
             prefetch_budget: Default::default(),
+            model_dir: None,
         }
     }
 }

@@ -122,7 +122,17 @@ impl Core {
             prefetch: std::sync::OnceLock::new(),
             config,
         });
-        if let Some(prefetcher) = core.config.prefetch.build::<Bytes>(true) {
+        let ml = crate::predict::MlConfig {
+            background: true,
+            model_dir: core.config.model_dir.clone(),
+            ..crate::predict::MlConfig::default()
+        };
+        let prefetcher = core
+            .config
+            .prefetch
+            .build_with::<Bytes>(ml)
+            .map_err(|e| EngineError::Startup(format!("cannot open the predictor's models: {e}")))?;
+        if let Some(prefetcher) = prefetcher {
             let handle = crate::prefetch::service::spawn(
                 Arc::downgrade(&core),
                 prefetcher,

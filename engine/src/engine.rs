@@ -136,6 +136,14 @@ impl Engine {
         self.inner.memory_keys()
     }
 
+    /// Runs an operator command on the learned prefetcher's model registry.
+    pub async fn model_admin(&self, command: crate::predict::registry::AdminCommand) -> Result<String, String> {
+        match self.inner.prefetch.get() {
+            Some(p) => p.admin(command).await,
+            None => Err("prefetching is off (start with --prefetch ml)".into()),
+        }
+    }
+
     /// A snapshot of counters and gauges for INFO.
     pub fn stats(&self) -> EngineStats {
         self.inner.stats()

@@ -362,6 +362,30 @@ impl FromStr for PrefetchKind {
     }
 }
 
+/// Work on caches of one policy, generic over the cache type:
+/// [`PolicyKind::with_cache`] holds the one `match` from a policy to its cache
+/// type, for [`replay_one`] (one cache) and the A/B runner (two of the same type).
+pub(crate) trait CacheUser {
+    /// What the work returns.
+    type Output;
+    /// Does the work; `make(capacity, prefetcher)` builds a cache of the policy.
+    fn run<C: SimCache>(self, make: impl Fn(u64, Option<Box<dyn Prefetcher<u64>>>) -> C) -> Self::Output;
+}
+
+impl PolicyKind {
+    /// Runs `user` with the constructor of this policy's cache.
+    pub(crate) fn with_cache<U: CacheUser>(self, user: U) -> U::Output {
+        match self {
+            PolicyKind::Lru => user.run(|c, pf| PolicyCache::new(Lru::<u64, FxBuildHasher>::new(), c, pf)),
+            PolicyKind::Fifo => user.run(|c, pf| PolicyCache::new(Fifo::<u64, FxBuildHasher>::new(), c, pf)),
+            PolicyKind::Clock => user.run(|c, pf| PolicyCache::new(Clock::<u64, FxBuildHasher>::new(), c, pf)),
+            PolicyKind::Sieve => user.run(|c, pf| PolicyCache::new(Sieve::<u64, FxBuildHasher>::new(), c, pf)),
+            PolicyKind::Belady => user.run(|c, pf| PolicyCache::new(Belady::<u64>::new(), c, pf)),
+            PolicyKind::TinyLfu => user.run(MokaCache::new),
+        }
+    }
+}
+
 /// Replays `reader` through one (policy, prefetcher, capacity) configuration.
 pub fn replay_one(
     reader: &mut dyn TraceReader,
@@ -370,25 +394,15 @@ pub fn replay_one(
     capacity: u64,
     options: &ReplayOptions,
 ) -> Result<Counters, TraceError> {
-    let pf = prefetch.build::<u64>(false);
-    match policy {
-        PolicyKind::Lru => {
-            harness::replay(reader, &mut PolicyCache::new(Lru::<u64, FxBuildHasher>::new(), capacity, pf), options)
+    struct One<'a>(&'a mut dyn TraceReader, PrefetchKind, u64, &'a ReplayOptions);
+    impl CacheUser for One<'_> {
+        type Output = Result<Counters, TraceError>;
+        fn run<C: SimCache>(self, make: impl Fn(u64, Option<Box<dyn Prefetcher<u64>>>) -> C) -> Self::Output {
+            let One(reader, prefetch, capacity, options) = self;
+            harness::replay(reader, &mut make(capacity, prefetch.build::<u64>()), options)
         }
-        PolicyKind::Fifo => {
-            harness::replay(reader, &mut PolicyCache::new(Fifo::<u64, FxBuildHasher>::new(), capacity, pf), options)
-        }
-        PolicyKind::Clock => {
-            harness::replay(reader, &mut PolicyCache::new(Clock::<u64, FxBuildHasher>::new(), capacity, pf), options)
-        }
-        PolicyKind::Sieve => {
-            harness::replay(reader, &mut PolicyCache::new(Sieve::<u64, FxBuildHasher>::new(), capacity, pf), options)
-        }
-        PolicyKind::Belady => {
-            harness::replay(reader, &mut PolicyCache::new(Belady::<u64>::new(), capacity, pf), options)
-        }
-        PolicyKind::TinyLfu => harness::replay(reader, &mut MokaCache::new(capacity, pf), options),
     }
+    policy.with_cache(One(reader, prefetch, capacity, options))
 }
 
 /// Everything `augur sim` was asked to do.
@@ -412,6 +426,63 @@ pub struct SimPlan {
     pub progress: bool,
 }
 
+impl SimPlan {
+    /// Fails when the plan leaves nothing to run.
+    pub(crate) fn check(&self) -> Result<(), TraceError> {
+        if self.policies.is_empty() || self.prefetchers.is_empty() || self.sizes.is_empty() {
+            Err(TraceError::InvalidSpec("nothing to run: give at least one policy, prefetcher and size".into()))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The options of one replay of this plan.
+    pub(crate) fn replay_options(&self, expected_requests: Option<u64>, label: String) -> ReplayOptions {
+        ReplayOptions { ignore_obj_size: self.ignore_obj_size, expected_requests, progress: self.progress, label }
+    }
+}
+
+/// A plan's trace, opened afresh for every pass and replay in the format detected
+/// once. `augur sim` and `augur ab` read it the same way through this.
+pub(crate) struct TraceSource<'a> {
+    plan: &'a SimPlan,
+    format: TraceFormat,
+    /// Next-access positions from a pre-pass, for Belady on a trace that does not
+    /// carry them ([`TraceSource::needs_next_access`]).
+    pub(crate) next_access: Option<NextAccessFile>,
+}
+
+impl<'a> TraceSource<'a> {
+    /// The plan's trace, in its format or the one detected from the file.
+    pub(crate) fn new(plan: &'a SimPlan) -> Result<Self, TraceError> {
+        let format = match plan.format {
+            Some(f) => f,
+            None => TraceFormat::detect(&plan.trace)?,
+        };
+        Ok(Self { plan, format, next_access: None })
+    }
+
+    /// A reader from the start of the trace.
+    pub(crate) fn open(&self) -> Result<Box<dyn TraceReader>, TraceError> {
+        open_trace(&self.plan.trace, Some(self.format), &self.plan.read)
+    }
+
+    /// Whether the plan runs Belady on a trace without next-access positions of
+    /// its own, so a pre-pass must compute them.
+    pub(crate) fn needs_next_access(&self) -> Result<bool, TraceError> {
+        Ok(self.plan.policies.contains(&PolicyKind::Belady) && !self.open()?.provides_next_access())
+    }
+
+    /// A reader for one replay of `policy`: Belady's carries [`Self::next_access`].
+    pub(crate) fn open_for(&self, policy: PolicyKind) -> Result<Box<dyn TraceReader>, TraceError> {
+        let reader = self.open()?;
+        match &self.next_access {
+            Some(nf) if policy == PolicyKind::Belady => Ok(Box::new(nf.attach(reader)?)),
+            _ => Ok(reader),
+        }
+    }
+}
+
 /// What [`run_plan`] produced.
 #[derive(Debug, Clone)]
 pub struct SimOutcome {
@@ -428,22 +499,16 @@ pub struct SimOutcome {
 /// Runs every configuration of `plan`; `on_report` sees each report as it
 /// finishes (the CLI prints requests/s there).
 pub fn run_plan(plan: &SimPlan, mut on_report: impl FnMut(&Report)) -> Result<SimOutcome, TraceError> {
-    if plan.policies.is_empty() || plan.prefetchers.is_empty() || plan.sizes.is_empty() {
-        return Err(TraceError::InvalidSpec("nothing to run: give at least one policy, prefetcher and size".into()));
-    }
-    let format = match plan.format {
-        Some(f) => f,
-        None => TraceFormat::detect(&plan.trace)?,
-    };
-    let open = || open_trace(&plan.trace, Some(format), &plan.read);
-    let wants_belady = plan.policies.contains(&PolicyKind::Belady);
-    let needs_next = wants_belady && !open()?.provides_next_access();
+    plan.check()?;
+    let mut source = TraceSource::new(plan)?;
+    let needs_next = source.needs_next_access()?;
     let needs_stats = plan.sizes.iter().any(SizeSpec::needs_working_set);
-    let (stats, next_file): (Option<TraceStats>, Option<NextAccessFile>) = if needs_stats || needs_next {
-        let pre = prepass::scan(open()?.as_mut(), needs_next)?;
-        (Some(pre.stats), pre.next_access)
+    let stats: Option<TraceStats> = if needs_stats || needs_next {
+        let pre = prepass::scan(source.open()?.as_mut(), needs_next)?;
+        source.next_access = pre.next_access;
+        Some(pre.stats)
     } else {
-        (None, None)
+        None
     };
     let working_set = stats.map_or(0, |s| if plan.ignore_obj_size { s.objects } else { s.working_set_bytes });
     let mut capacities = Vec::new();
@@ -466,18 +531,9 @@ pub fn run_plan(plan: &SimPlan, mut on_report: impl FnMut(&Report)) -> Result<Si
             }
             runs.extend(plan.prefetchers.iter().filter(|p| **p != PrefetchKind::None).map(|p| (*p, true)));
             for (prefetch, reported) in runs {
-                let mut reader = open()?;
-                if policy == PolicyKind::Belady {
-                    if let Some(nf) = &next_file {
-                        reader = Box::new(nf.attach(reader)?);
-                    }
-                }
-                let options = ReplayOptions {
-                    ignore_obj_size: plan.ignore_obj_size,
-                    expected_requests: stats.map(|s| s.requests),
-                    progress: plan.progress,
-                    label: format!("{}/{}/{}", policy.name(), prefetch.name(), capacity),
-                };
+                let mut reader = source.open_for(policy)?;
+                let label = format!("{}/{}/{}", policy.name(), prefetch.name(), capacity);
+                let options = plan.replay_options(stats.map(|s| s.requests), label);
                 let counters = replay_one(reader.as_mut(), policy, prefetch, capacity, &options)?;
                 outcome.skipped = counters.skipped;
                 if outcome.first_skip.is_none() {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use augur_engine::ab::{run_ab, AbPlan, AbReport};
-use augur_engine::sim::{PolicyKind, PrefetchKind};
+use augur_engine::sim::{PolicyKind, PrefetchKind, SimPlan};
 use augur_simulators::gen::{write_trace, GenConfig, GenFormat, GenKind};
 use augur_simulators::size::parse_sizes;
 use augur_simulators::trace::ReadOptions;
@@ -26,7 +26,7 @@ fn trace(dir: &Path, kind: GenKind) -> PathBuf {
 }
 
 fn ab(trace: PathBuf, prefetch: PrefetchKind, crossover: bool) -> AbReport {
-    let plan = AbPlan {
+    let sim = SimPlan {
         trace,
         format: None,
         read: ReadOptions::default(),
@@ -34,10 +34,9 @@ fn ab(trace: PathBuf, prefetch: PrefetchKind, crossover: bool) -> AbReport {
         prefetchers: vec![prefetch],
         sizes: parse_sizes("10%").expect("sizes"),
         ignore_obj_size: true,
-        window: None,
-        crossover,
         progress: false,
     };
+    let plan = AbPlan { sim, window: None, crossover };
     let mut reports = run_ab(&plan, |_| {}).expect("ab").reports;
     assert_eq!(reports.len(), 1);
     reports.remove(0)

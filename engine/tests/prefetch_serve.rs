@@ -34,6 +34,8 @@ fn markov_prefetching_serves_a_repeated_order_from_memory_and_stays_consistent()
     let client = redis::Client::open(augur.url()).expect("client");
     let mut con = client.get_connection().expect("connect");
     assert_eq!(info_field(&mut con, "prefetcher"), "markov");
+    let err = redis::cmd("AUGUR.MODEL").arg("LIST").query::<String>(&mut con).expect_err("markov has no models");
+    assert!(err.to_string().contains("has no models"), "{err}");
     let keys: Vec<String> = (0..3000).map(|i| format!("page:{}", (i * 7919) % 100_003)).collect();
     let value = |k: &str, round: u32| format!("{k}:{round}:{}", "v".repeat(2048));
     for k in &keys {
@@ -88,7 +90,14 @@ fn learned_prefetcher_starts_reports_and_rejects_unknown_names() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(info_field(&mut con, "prefetch_model_version"), "0", "no model before enough samples");
+    let list: String = redis::cmd("AUGUR.MODEL").arg("LIST").query(&mut con).expect("AUGUR.MODEL LIST");
+    assert_eq!(list, "[]", "no versions yet");
+    let err = redis::cmd("AUGUR.MODEL").arg("PROMOTE").arg(3).query::<String>(&mut con).expect_err("no v3");
+    assert!(err.to_string().contains("no model version 3"), "{err}");
+    let err = redis::cmd("AUGUR.MODEL").arg("FROB").query::<String>(&mut con).expect_err("bad subcommand");
+    assert!(err.to_string().to_lowercase().contains("unknown subcommand"), "{err}");
     drop(augur);
+    assert!(dir.path().join("models").is_dir(), "checkpoints go beside the WAL by default");
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_augur"))
         .args(["serve", "--prefetch", "oracle", "--listen", "127.0.0.1:0"])

@@ -129,10 +129,7 @@ pub fn human_size(n: u64, object_mode: bool) -> String {
 
 /// The reports as an aligned text table.
 pub fn to_table(reports: &[Report], object_mode: bool) -> String {
-    let header = [
-        "policy",
-        "prefetch",
-        "size",
+    let columns = [
         "requests",
         "hit",
         "miss",
@@ -146,36 +143,53 @@ pub fn to_table(reports: &[Report], object_mode: bool) -> String {
         "coverage",
         "Mreq/s",
     ];
-    let rows: Vec<Vec<String>> = reports
-        .iter()
-        .map(|r| {
-            vec![
-                r.policy.clone(),
-                r.prefetch.clone(),
-                human_size(r.cache_size, object_mode),
-                r.requests.to_string(),
-                format!("{:.4}", r.hit_ratio),
-                format!("{:.4}", r.miss_ratio),
-                format!("{:.4}", r.byte_hit_ratio),
-                r.store_reads.to_string(),
-                r.store_writes.to_string(),
-                r.prefetches_issued.to_string(),
-                r.prefetches_used.to_string(),
-                r.prefetches_evicted_unused.to_string(),
-                opt(r.accuracy),
-                opt(r.coverage),
-                format!("{:.2}", r.requests_per_sec / 1e6),
-            ]
+    let rows = reports.iter().map(|r| {
+        let cells = vec![
+            r.requests.to_string(),
+            format!("{:.4}", r.hit_ratio),
+            format!("{:.4}", r.miss_ratio),
+            format!("{:.4}", r.byte_hit_ratio),
+            r.store_reads.to_string(),
+            r.store_writes.to_string(),
+            r.prefetches_issued.to_string(),
+            r.prefetches_used.to_string(),
+            r.prefetches_evicted_unused.to_string(),
+            opt(r.accuracy),
+            opt(r.coverage),
+            format!("{:.2}", r.requests_per_sec / 1e6),
+        ];
+        (r.policy.as_str(), r.prefetch.as_str(), r.cache_size, cells)
+    });
+    runs_table(&columns, rows, object_mode)
+}
+
+/// An aligned text table with one row per (policy, prefetcher, size) run, for
+/// `augur sim` and `augur ab` alike. Each row names what ran (policy, prefetcher
+/// and cache size, shown with [`human_size`]) and then gives the run's results
+/// under `columns`. Columns are two spaces apart and as wide as their widest
+/// cell; the two names are aligned left, the numbers right.
+pub fn runs_table<'a>(
+    columns: &[&str],
+    rows: impl IntoIterator<Item = (&'a str, &'a str, u64, Vec<String>)>,
+    object_mode: bool,
+) -> String {
+    let header: Vec<&str> = ["policy", "prefetch", "size"].into_iter().chain(columns.iter().copied()).collect();
+    let rows: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|(policy, prefetch, size, cells)| {
+            let mut row = vec![policy.to_string(), prefetch.to_string(), human_size(size, object_mode)];
+            row.extend(cells);
+            row
         })
         .collect();
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
+            *w = (*w).max(cell.chars().count());
         }
     }
     let mut out = String::new();
-    let line = |cells: &mut dyn Iterator<Item = &str>, out: &mut String| {
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
         let parts: Vec<String> = cells
             .zip(&widths)
             .enumerate()
@@ -184,9 +198,9 @@ pub fn to_table(reports: &[Report], object_mode: bool) -> String {
         out.push_str(parts.join("  ").trim_end());
         out.push('\n');
     };
-    line(&mut header.iter().copied(), &mut out);
+    line(&mut header.iter().copied());
     for row in &rows {
-        line(&mut row.iter().map(String::as_str), &mut out);
+        line(&mut row.iter().map(String::as_str));
     }
     out
 }

@@ -3,39 +3,35 @@
 //! prefetcher), each with its own cache; hit ratios per time window are compared
 //! with Welch's and the paired t-test.
 //!
-//! The mechanism is [`augur_engine::ab`]; this file parses flags (the trace and
-//! size flags are `augur sim`'s) and renders the table or JSON.
+//! The mechanism is [`augur_engine::ab`]; this file parses flags (the trace,
+//! policy, prefetch and size flags are `augur sim`'s, reworded for the two groups)
+//! and renders the table or JSON.
 
-use std::io::IsTerminal;
-
-use super::trace_args::TraceArgs;
+use super::sim_flags::SimFlags;
+use super::trace_args::report_skipped;
 use anyhow::Context;
 use augur_engine::ab::{run_ab, AbPlan, AbReport};
-use augur_engine::sim::{PolicyKind, PrefetchKind};
-use augur_simulators::report::human_size;
-use augur_simulators::size::parse_sizes;
+use augur_simulators::report::runs_table;
 use clap::Args;
 
 /// Flags of `augur ab`.
 #[derive(Debug, Args)]
+#[command(
+    mut_arg("policy", |a| a.help(
+        "Eviction policies (both groups), comma-separated: lru, fifo, clock, sieve, tinylfu, belady"
+    )),
+    mut_arg("prefetch", |a| a.default_value("markov").help(
+        "The treatment's prefetchers, comma-separated: obl, markov, mithril, ml; `none` runs an A/A test \
+         (no prefetching on either side) to show the split's own bias"
+    )),
+    mut_arg("sizes", |a| a.help(
+        "Cache sizes, comma-separated: objects or bytes (489, 64MiB) or a fraction of the working set \
+         (1%, 0.05). Each is divided between the groups in proportion to their working sets"
+    )),
+)]
 pub struct AbArgs {
     #[command(flatten)]
-    trace: TraceArgs,
-    /// Eviction policies (both groups), comma-separated: lru, fifo, clock, sieve, tinylfu, belady.
-    #[arg(long, default_value = "lru")]
-    policy: String,
-    /// The treatment's prefetchers, comma-separated: obl, markov, mithril, ml; `none`
-    /// runs an A/A test (no prefetching on either side) to show the split's own bias.
-    #[arg(long, default_value = "markov")]
-    prefetch: String,
-    /// Cache sizes, comma-separated: objects or bytes (489, 64MiB) or a fraction of
-    /// the working set (1%, 0.05). Each is divided between the groups in proportion
-    /// to their working sets.
-    #[arg(long, default_value = "1%,5%,10%")]
-    sizes: String,
-    /// Count objects, not bytes (every object has size 1).
-    #[arg(long)]
-    ignore_obj_size: bool,
+    sim: SimFlags,
     /// Requests per window (trace positions, both groups) [default: a fiftieth of
     /// the trace, at least 1000].
     #[arg(long)]
@@ -50,39 +46,17 @@ pub struct AbArgs {
     json: bool,
 }
 
-fn list<T: std::str::FromStr<Err = augur_simulators::TraceError>>(s: &str) -> anyhow::Result<Vec<T>> {
-    s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(|p| p.parse::<T>().map_err(Into::into)).collect()
-}
-
 /// Runs `augur ab`.
 pub fn run(args: AbArgs) -> anyhow::Result<()> {
-    let (trace, format, read) = args.trace.resolve()?;
-    let plan = AbPlan {
-        trace,
-        format,
-        read,
-        policies: list::<PolicyKind>(&args.policy)?,
-        prefetchers: list::<PrefetchKind>(&args.prefetch)?,
-        sizes: parse_sizes(&args.sizes)?,
-        ignore_obj_size: args.ignore_obj_size,
-        window: args.window,
-        crossover: args.crossover,
-        progress: std::io::stderr().is_terminal(),
-    };
+    let plan = AbPlan { sim: args.sim.plan()?, window: args.window, crossover: args.crossover };
     let outcome = run_ab(&plan, |r| {
         eprintln!(
             "augur ab: {}/{}/{}: control {:.4}, treatment {:.4}, {} windows",
             r.policy, r.prefetch, r.cache_size, r.control_hit_ratio, r.treatment_hit_ratio, r.windows
         );
     })
-    .with_context(|| format!("A/B test on {}", args.trace.trace.display()))?;
-    if outcome.skipped > 0 {
-        eprintln!(
-            "augur ab: skipped {} malformed records (first: {})",
-            outcome.skipped,
-            outcome.first_skip.as_deref().unwrap_or("?")
-        );
-    }
+    .with_context(|| format!("A/B test on {}", plan.sim.trace.display()))?;
+    report_skipped("ab", outcome.skipped, outcome.first_skip.as_deref());
     if args.json {
         let text = match outcome.reports.as_slice() {
             [one] => serde_json::to_string_pretty(one),
@@ -90,17 +64,17 @@ pub fn run(args: AbArgs) -> anyhow::Result<()> {
         }?;
         println!("{text}");
     } else {
-        let unit = if args.ignore_obj_size { "objects" } else { "bytes" };
+        let unit = if plan.sim.ignore_obj_size { "objects" } else { "bytes" };
         println!(
             "trace {}: {} requests; control {} objects ({} {unit}), treatment {} objects ({} {unit})",
-            args.trace.trace.display(),
+            plan.sim.trace.display(),
             outcome.requests,
             outcome.objects[0],
             outcome.working_set[0],
             outcome.objects[1],
             outcome.working_set[1],
         );
-        print!("{}", table(&outcome.reports, args.ignore_obj_size));
+        print!("{}", table(&outcome.reports, plan.sim.ignore_obj_size));
     }
     Ok(())
 }
@@ -115,56 +89,19 @@ fn p(x: Option<f64>) -> String {
 
 /// The reports as an aligned text table.
 fn table(reports: &[AbReport], object_mode: bool) -> String {
-    let header = [
-        "policy",
-        "prefetch",
-        "size",
-        "control",
-        "treatment",
-        "improvement",
-        "ci95",
-        "welch_p",
-        "paired_p",
-        "effect",
-        "windows",
-    ];
-    let rows: Vec<Vec<String>> = reports
-        .iter()
-        .map(|r| {
-            vec![
-                r.policy.clone(),
-                r.prefetch.clone(),
-                human_size(r.cache_size, object_mode),
-                format!("{:.4}", r.control_hit_ratio),
-                format!("{:.4}", r.treatment_hit_ratio),
-                r.improvement.map_or_else(|| "-".to_string(), pct),
-                r.ci95.map_or_else(|| "-".to_string(), |ci| format!("[{}, {}]", pct(ci.low), pct(ci.high))),
-                p(r.p_value),
-                p(r.paired_p_value),
-                r.effect_size.map_or_else(|| "-".to_string(), |d| format!("{d:.2}")),
-                format!("{} x {}", r.windows, r.window),
-            ]
-        })
-        .collect();
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
-        let parts: Vec<String> = cells
-            .zip(&widths)
-            .enumerate()
-            .map(|(i, (c, w))| if i < 2 { format!("{c:<w$}") } else { format!("{c:>w$}") })
-            .collect();
-        out.push_str(parts.join("  ").trim_end());
-        out.push('\n');
-    };
-    line(&mut header.iter().copied());
-    for row in &rows {
-        line(&mut row.iter().map(String::as_str));
-    }
-    out
+    let columns = ["control", "treatment", "improvement", "ci95", "welch_p", "paired_p", "effect", "windows"];
+    let rows = reports.iter().map(|r| {
+        let cells = vec![
+            format!("{:.4}", r.control_hit_ratio),
+            format!("{:.4}", r.treatment_hit_ratio),
+            r.improvement.map_or_else(|| "-".to_string(), pct),
+            r.ci95.map_or_else(|| "-".to_string(), |ci| format!("[{}, {}]", pct(ci.low), pct(ci.high))),
+            p(r.p_value),
+            p(r.paired_p_value),
+            r.effect_size.map_or_else(|| "-".to_string(), |d| format!("{d:.2}")),
+            format!("{} x {}", r.windows, r.window),
+        ];
+        (r.policy.as_str(), r.prefetch.as_str(), r.cache_size, cells)
+    });
+    runs_table(&columns, rows, object_mode)
 }

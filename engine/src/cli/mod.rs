@@ -6,6 +6,7 @@ mod predict;
 mod replay;
 mod serve;
 mod sim;
+mod sim_flags;
 mod trace_args;
 
 use clap::{Parser, Subcommand};

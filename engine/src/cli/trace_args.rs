@@ -43,6 +43,14 @@ impl TraceArgs {
     }
 }
 
+/// Says on stderr how many malformed records `--skip-bad` skipped in each replay
+/// of `augur {command}`, if any, and the first one's error.
+pub fn report_skipped(command: &str, skipped: u64, first: Option<&str>) {
+    if skipped > 0 {
+        eprintln!("augur {command}: skipped {skipped} malformed records (first: {})", first.unwrap_or("?"));
+    }
+}
+
 fn delimiter(s: &str) -> anyhow::Result<u8> {
     match s {
         "tab" | "\\t" => Ok(b'\t'),

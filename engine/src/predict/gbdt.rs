@@ -10,6 +10,8 @@
 //! their predictions is reported next to the mean. Inference is pure Rust, so it
 //! costs microseconds per candidate.
 
+use std::path::Path;
+
 use forust_ml::objective::ObjectiveType;
 use forust_ml::{GradientBooster, Matrix};
 
@@ -132,6 +134,23 @@ impl GbdtEnsemble {
     }
 }
 
+impl GbdtEnsemble {
+    /// Loads an ensemble saved by [`Scorer::save`].
+    pub fn load(stem: &Path) -> Result<Self, PredictError> {
+        let path = stem.with_extension("gbdt.json");
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| PredictError::Checkpoint(format!("{}: {e}", path.display())))?;
+        let dumps: Vec<String> = serde_json::from_str(&text)
+            .map_err(|e| PredictError::Checkpoint(format!("{} is corrupt: {e}", path.display())))?;
+        let members = dumps
+            .iter()
+            .map(|d| GradientBooster::from_json(d))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| PredictError::Checkpoint(format!("{}: {e}", path.display())))?;
+        Ok(Self { members })
+    }
+}
+
 impl Scorer for GbdtEnsemble {
     /// The ensemble mean less one standard deviation: a candidate the members
     /// disagree on is scored as the pessimistic member would, so uncertainty
@@ -139,5 +158,17 @@ impl Scorer for GbdtEnsemble {
     fn score(&self, batch: Batch<'_>) -> Vec<f32> {
         let (mean, spread) = self.predict_with_spread(batch.features);
         mean.iter().zip(&spread).map(|(m, s)| (m - s).clamp(0.0, 1.0)).collect()
+    }
+
+    fn save(&self, stem: &Path) -> Result<(), PredictError> {
+        let dumps = self
+            .members
+            .iter()
+            .map(|b| b.json_dump())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| PredictError::Checkpoint(e.to_string()))?;
+        let path = stem.with_extension("gbdt.json");
+        let text = serde_json::to_vec(&dumps).map_err(|e| PredictError::Checkpoint(e.to_string()))?;
+        std::fs::write(&path, text).map_err(|e| PredictError::Checkpoint(format!("{}: {e}", path.display())))
     }
 }

@@ -11,6 +11,7 @@
 //! - [`trainer`]: time-ordered train / calibrate / validate, model choice,
 //!   permutation importance.
 //! - [`report`]: the offline validation table behind `augur predict`.
+//! - [`registry`]: model versions, shadow trials, promotion, rollback, checkpoints.
 //! - [`predictor`]: [`MlPrefetcher`], the [`Prefetcher`](crate::prefetch::Prefetcher)
 //!   that ties them together, used by `augur sim` and `augur serve` alike.
 
@@ -20,6 +21,7 @@ pub mod features;
 pub mod gbdt;
 pub mod model;
 pub mod predictor;
+pub mod registry;
 pub mod report;
 pub mod torch;
 pub mod trainer;
@@ -39,4 +41,7 @@ pub enum PredictError {
     /// libtorch reported an error.
     #[error("libtorch: {0}")]
     Torch(String),
+    /// A checkpoint could not be written or read.
+    #[error("model checkpoint: {0}")]
+    Checkpoint(String),
 }

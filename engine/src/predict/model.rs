@@ -75,6 +75,9 @@ impl BatchBuf {
 pub trait Scorer: Send {
     /// Raw scores in [0, 1], one per candidate.
     fn score(&self, batch: Batch<'_>) -> Vec<f32>;
+
+    /// Writes its parameters to files named `stem.*` (see `registry.rs`).
+    fn save(&self, stem: &std::path::Path) -> Result<(), PredictError>;
 }
 
 /// The models the predictor can train.
@@ -126,7 +129,7 @@ impl FromStr for ModelKind {
 
 /// Per-feature standardization learned on the training set; the neural models
 /// train badly on raw counts next to 0/1 flags.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Standardizer {
     mean: [f32; N_FEATURES],
     inv_std: [f32; N_FEATURES],
@@ -164,7 +167,7 @@ impl Standardizer {
 
 /// Platt scaling: P = σ(a · logit(raw) + b), fitted by Newton's method on held-out
 /// data.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Platt {
     /// Slope on the raw score's logit.
     pub a: f64,
@@ -265,7 +268,7 @@ impl Platt {
 }
 
 /// Validation figures of one model on held-out, later data.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
 pub struct Validation {
     /// Log loss of calibrated probabilities (lower is better; selects the model).
     pub log_loss: f64,

@@ -24,6 +24,7 @@ use super::candidates;
 use super::dataset::{Dataset, Labeller, Sample, CONTEXT};
 use super::features::{key_hash, FeatureConfig, FeatureState, N_FEATURES};
 use super::model::{BatchBuf, ModelKind, TrainedModel, Validation};
+use super::registry::{AdminCommand, Decision, Registry};
 use super::trainer::{self, TrainConfig};
 use super::PredictError;
 use crate::prefetch::{Prefetcher, SequentialKey};
@@ -61,6 +62,10 @@ pub struct MlConfig {
     pub drift_min_statistic: f64,
     /// Train on a background thread (serving) or inline (simulation).
     pub background: bool,
+    /// Labelled samples that decide a shadow or rollback trial.
+    pub trial_samples: usize,
+    /// Where model checkpoints live (serving); `None`: in memory only.
+    pub model_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for MlConfig {
@@ -85,6 +90,8 @@ impl Default for MlConfig {
             drift_p_value: 1e-4,
             drift_min_statistic: 0.15,
             background: false,
+            trial_samples: 4_000,
+            model_dir: None,
         }
     }
 }
@@ -138,8 +145,10 @@ pub struct MlPrefetcher<K> {
     config: MlConfig,
     state: FeatureState<K>,
     labeller: Labeller,
-    active: Option<TrainedModel>,
-    training: Option<JoinHandle<Result<Vec<TrainedModel>, PredictError>>>,
+    registry: Registry,
+    /// Resolved samples waiting to be judged by a running trial.
+    trial_samples: Vec<Sample>,
+    training: Option<JoinHandle<TrainingResult>>,
     last_train_seq: u64,
     version: u32,
     threshold: f32,
@@ -162,6 +171,19 @@ pub struct MlPrefetcher<K> {
     candidates: Vec<K>,
     batch: BatchBuf,
     history: Vec<(u64, ModelKind, Validation)>,
+    decisions: Vec<(u64, Decision)>,
+}
+
+type TrainingResult = Result<(Vec<TrainedModel>, usize), PredictError>;
+
+/// Training is background work: let serving threads win the CPU (nice 10).
+fn lower_priority() {
+    // SAFETY: setpriority on the calling thread (who = 0 with PRIO_PROCESS means the
+    // calling thread on Linux) has no memory-safety preconditions.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
+    if rc != 0 {
+        tracing::debug!("predictor: could not lower the training thread's priority");
+    }
 }
 
 impl<K> std::fmt::Debug for MlPrefetcher<K> {
@@ -171,15 +193,29 @@ impl<K> std::fmt::Debug for MlPrefetcher<K> {
 }
 
 impl<K: Hash + Eq + Clone + Send + SequentialKey> MlPrefetcher<K> {
-    /// A predictor with no model yet.
+    /// A predictor with no model yet (in memory only).
     pub fn new(config: MlConfig) -> Self {
+        let registry = Registry::open(config.trial_samples, None).expect("an in-memory registry cannot fail to open");
+        Self::with_registry(config, registry)
+    }
+
+    /// A predictor whose models are checkpointed in `config.model_dir` (the active
+    /// one is reloaded from there).
+    pub fn open(config: MlConfig) -> Result<Self, PredictError> {
+        let registry = Registry::open(config.trial_samples, config.model_dir.clone())?;
+        Ok(Self::with_registry(config, registry))
+    }
+
+    fn with_registry(config: MlConfig, registry: Registry) -> Self {
+        let version = registry.active_version();
         Self {
             state: FeatureState::new(config.features),
             labeller: Labeller::new(config.horizon, config.window),
-            active: None,
+            registry,
+            trial_samples: Vec::new(),
             training: None,
             last_train_seq: 0,
-            version: 0,
+            version,
             threshold: config.threshold,
             time_s: 0.0,
             issued: 0,
@@ -200,6 +236,7 @@ impl<K: Hash + Eq + Clone + Send + SequentialKey> MlPrefetcher<K> {
             candidates: Vec::new(),
             batch: BatchBuf::default(),
             history: Vec::new(),
+            decisions: Vec::new(),
             config,
         }
     }
@@ -208,8 +245,8 @@ impl<K: Hash + Eq + Clone + Send + SequentialKey> MlPrefetcher<K> {
     pub fn status(&self) -> PredictorStatus {
         PredictorStatus {
             version: self.version,
-            model: self.active.as_ref().map(|m| m.kind.name()),
-            validation: self.active.as_ref().map(|m| m.validation),
+            model: self.registry.active().map(|m| m.kind.name()),
+            validation: self.registry.active().map(|m| m.validation),
             threshold: self.threshold,
             issued: self.issued,
             accuracy: if self.issued_labelled == 0 {
@@ -234,7 +271,12 @@ impl<K: Hash + Eq + Clone + Send + SequentialKey> MlPrefetcher<K> {
         &self.drifts
     }
 
-    /// Every model installed: (request position, kind, validation).
+    /// Every trial decision: (request position, decision).
+    pub fn decisions(&self) -> &[(u64, Decision)] {
+        &self.decisions
+    }
+
+    /// Every model made active: (request position, kind, validation).
     pub fn history(&self) -> &[(u64, ModelKind, Validation)] {
         &self.history
     }
@@ -244,21 +286,40 @@ impl<K: Hash + Eq + Clone + Send + SequentialKey> MlPrefetcher<K> {
         self.labeller.snapshot()
     }
 
-    fn install(&mut self, mut models: Vec<TrainedModel>) {
+    /// The model versions.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    fn install(&mut self, mut models: Vec<TrainedModel>, samples: usize) {
         if models.is_empty() {
             return;
         }
         let best = models.swap_remove(0);
-        self.version += 1;
-        self.history.push((self.state.seq, best.kind, best.validation));
+        let (kind, validation) = (best.kind, best.validation);
+        let version = self.registry.add(best, self.last_train_seq, samples);
         tracing::info!(
-            version = self.version,
-            model = best.kind.name(),
-            log_loss = best.validation.log_loss,
-            auc = best.validation.auc,
-            "predictor: new active model"
+            version,
+            model = kind.name(),
+            log_loss = validation.log_loss,
+            auc = validation.auc,
+            shadow = self.registry.active_version() != version,
+            "predictor: new model"
         );
-        self.active = Some(best);
+        self.trial_samples.clear();
+        self.on_active_changed();
+    }
+
+    /// Records a change of active model (new drift reference, history).
+    fn on_active_changed(&mut self) {
+        let version = self.registry.active_version();
+        if version == self.version {
+            return;
+        }
+        self.version = version;
+        if let Some(m) = self.registry.active() {
+            self.history.push((self.state.seq, m.kind, m.validation));
+        }
         self.reference_scores.clear();
         self.recent_scores.clear();
         self.scores_since_test = 0;
@@ -267,7 +328,7 @@ impl<K: Hash + Eq + Clone + Send + SequentialKey> MlPrefetcher<K> {
     fn maybe_train(&mut self) {
         if let Some(handle) = self.training.take_if(|h| h.is_finished()) {
             match handle.join() {
-                Ok(Ok(models)) => self.install(models),
+                Ok(Ok((models, samples))) => self.install(models, samples),
                 Ok(Err(e)) => tracing::warn!("predictor: training failed: {e}"),
                 Err(_) => tracing::warn!("predictor: training thread panicked"),
             }
@@ -285,16 +346,17 @@ impl<K: Hash + Eq + Clone + Send + SequentialKey> MlPrefetcher<K> {
         let data = self.labeller.snapshot();
         let config = self.config.train.clone();
         if self.config.background {
-            let spawned = std::thread::Builder::new()
-                .name("augur-train".into())
-                .spawn(move || trainer::train_all(&data, &config));
+            let spawned = std::thread::Builder::new().name("augur-train".into()).spawn(move || {
+                lower_priority();
+                trainer::train_all(&data, &config).map(|m| (m, data.len()))
+            });
             match spawned {
                 Ok(handle) => self.training = Some(handle),
                 Err(e) => tracing::warn!("predictor: cannot start the training thread: {e}"),
             }
         } else {
             match trainer::train_all(&data, &config) {
-                Ok(models) => self.install(models),
+                Ok(models) => self.install(models, data.len()),
                 Err(e) => tracing::warn!("predictor: training failed: {e}"),
             }
         }
@@ -394,7 +456,7 @@ impl<K: Hash + Eq + Clone + Send + SequentialKey> MlPrefetcher<K> {
             self.batch.context.extend_from_slice(&context);
             self.batch.candidates.push(hash);
         }
-        let scores = match &self.active {
+        let scores = match self.registry.active() {
             Some(model) => {
                 let started = std::time::Instant::now();
                 let p = model.predict(self.batch.view());
@@ -445,6 +507,8 @@ impl<K: Hash + Eq + Clone + Send + SequentialKey> Prefetcher<K> for MlPrefetcher
         let seq = self.state.seq;
         let state = &self.state;
         let mut outcomes = Vec::new();
+        let in_trial = self.registry.in_trial();
+        let trial = &mut self.trial_samples;
         self.labeller.resolve(
             seq,
             |h| state.key_stats(h).map(|s| s.last_seq),
@@ -452,13 +516,29 @@ impl<K: Hash + Eq + Clone + Send + SequentialKey> Prefetcher<K> for MlPrefetcher
                 if s.issued {
                     outcomes.push(s.label);
                 }
+                if in_trial {
+                    trial.push(s.clone());
+                }
             },
         );
         for used in outcomes {
             self.count_issued_label(used);
         }
+        if self.trial_samples.len() >= 512 {
+            let samples = std::mem::take(&mut self.trial_samples);
+            if let Some(decision) = self.registry.judge(&samples, self.threshold) {
+                self.decisions.push((seq, decision));
+                self.on_active_changed();
+            }
+        }
         self.maybe_train();
         self.score_and_choose(out);
+    }
+
+    fn admin(&mut self, command: &AdminCommand) -> Result<String, String> {
+        let reply = self.registry.admin(command);
+        self.on_active_changed();
+        reply
     }
 
     fn on_outcomes(&mut self, used: u64, wasted: u64) {

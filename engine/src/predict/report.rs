@@ -22,7 +22,13 @@ struct FeatureScorer(usize);
 
 impl Scorer for FeatureScorer {
     fn score(&self, batch: Batch<'_>) -> Vec<f32> {
-        batch.features.chunks_exact(N_FEATURES).map(|row| row[self.0].clamp(0.0, 1.0)).collect()
+        // Squeezed off exact 0 and 1: a 0/1 flag (OBL's "numeric next") would
+        // otherwise sit at ±14 in logit space, where Platt's fit cannot move it.
+        batch.features.chunks_exact(N_FEATURES).map(|row| row[self.0].clamp(0.01, 0.99)).collect()
+    }
+
+    fn save(&self, _stem: &std::path::Path) -> Result<(), PredictError> {
+        Err(PredictError::Checkpoint("a baseline scorer has no parameters to save".into()))
     }
 }
 
@@ -35,6 +41,9 @@ pub struct ModelRow {
     pub model: String,
     /// Validation figures.
     pub validation: super::model::Validation,
+    /// Training wall time per optimizer step (neural models: 512 samples per
+    /// step), ms; NaN for the tree ensemble, which fits in one call.
+    pub train_step_ms: f64,
     /// Inference latency for a batch of 256 candidates, p50 / p99 microseconds.
     pub infer_256_p50_us: f64,
     /// See above.
@@ -112,14 +121,17 @@ fn latency_256(model: &TrainedModel, valid: &BatchBuf, rounds: usize) -> (f64, f
 /// Trains, validates and times every model and baseline on `data`.
 pub fn build(data: &Dataset, requests: u64, config: &TrainConfig) -> Result<PredictReport, PredictError> {
     let models = trainer::train_all(data, config)?;
-    let (_, calibrate, valid) = trainer::split(data);
+    let (train, calibrate, valid) = trainer::split(data);
+    let steps = (config.torch.epochs * train.len().div_ceil(config.torch.batch.max(1))).max(1) as f64;
     let valid_batch = BatchBuf::from_dataset(&valid);
     let mut rows = Vec::new();
     for m in &models {
         let (p50, p99) = latency_256(m, &valid_batch, 300);
+        let train_step_ms = if m.kind == ModelKind::Gbdt { f64::NAN } else { m.validation.train_ms / steps };
         rows.push(ModelRow {
             model: m.kind.name().to_string(),
             validation: m.validation,
+            train_step_ms,
             infer_256_p50_us: p50,
             infer_256_p99_us: p99,
         });
@@ -134,6 +146,7 @@ pub fn build(data: &Dataset, requests: u64, config: &TrainConfig) -> Result<Pred
         rows.push(ModelRow {
             model: name.to_string(),
             validation,
+            train_step_ms: f64::NAN,
             infer_256_p50_us: f64::NAN,
             infer_256_p99_us: f64::NAN,
         });
@@ -162,13 +175,13 @@ pub fn to_markdown(r: &PredictReport) -> String {
         r.best
     );
     s.push_str(
-        "| model | log loss | AUC | Brier | ECE | precision@0.6 | recall@0.6 | train ms | infer 256 p50 µs | p99 µs |\n\
-         |---|---|---|---|---|---|---|---|---|---|\n",
+        "| model | log loss | AUC | Brier | ECE | precision@0.6 | recall@0.6 | train ms | step ms | infer 256 p50 µs | p99 µs |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for row in &r.rows {
         let v = &row.validation;
         s.push_str(&format!(
-            "| {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.3} | {:.3} | {:.0} | {:.0} | {:.0} |\n",
+            "| {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.3} | {:.3} | {:.0} | {:.2} | {:.0} | {:.0} |\n",
             row.model,
             v.log_loss,
             v.auc,
@@ -177,6 +190,7 @@ pub fn to_markdown(r: &PredictReport) -> String {
             v.precision_at_06,
             v.recall_at_06,
             v.train_ms,
+            row.train_step_ms,
             row.infer_256_p50_us,
             row.infer_256_p99_us
         ));

@@ -6,6 +6,7 @@
 //! threads were measured to collapse tail latency (shared notes), while serving
 //! needs the cores.
 
+use std::path::Path;
 use std::sync::Once;
 
 use tch::nn::{self, Module, OptimizerConfig, RNN};
@@ -68,7 +69,8 @@ struct SequenceNet {
 
 /// A trained tch model: its variables, network and input standardization.
 pub struct TorchModel {
-    _vs: nn::VarStore,
+    kind: ModelKind,
+    vs: nn::VarStore,
     net: Net,
     standardizer: Standardizer,
     device: Device,
@@ -115,6 +117,28 @@ impl Scorer for TorchModel {
         let probs = tch::no_grad(|| self.logits(batch, &features).sigmoid().view([-1]).to(Device::Cpu));
         Vec::<f32>::try_from(&probs).unwrap_or_else(|_| vec![0.0; batch.len()])
     }
+
+    fn save(&self, stem: &Path) -> Result<(), PredictError> {
+        let weights = stem.with_extension("ot");
+        self.vs.save(&weights).map_err(|e| PredictError::Checkpoint(format!("{}: {e}", weights.display())))?;
+        let std_path = stem.with_extension("std.json");
+        let text = serde_json::to_vec(&self.standardizer).map_err(|e| PredictError::Checkpoint(e.to_string()))?;
+        std::fs::write(&std_path, text).map_err(|e| PredictError::Checkpoint(format!("{}: {e}", std_path.display())))
+    }
+}
+
+/// Rebuilds a model of `kind` and loads its checkpoint from `stem.*`.
+pub fn load(kind: ModelKind, stem: &Path) -> Result<TorchModel, PredictError> {
+    let mut model = train(kind, &Dataset::default(), TorchTrainConfig { epochs: 0, ..TorchTrainConfig::default() })?;
+    debug_assert_eq!(model.kind, kind);
+    let weights = stem.with_extension("ot");
+    model.vs.load(&weights).map_err(|e| PredictError::Checkpoint(format!("{}: {e}", weights.display())))?;
+    let std_path = stem.with_extension("std.json");
+    let text =
+        std::fs::read(&std_path).map_err(|e| PredictError::Checkpoint(format!("{}: {e}", std_path.display())))?;
+    model.standardizer = serde_json::from_slice(&text)
+        .map_err(|e| PredictError::Checkpoint(format!("{} is corrupt: {e}", std_path.display())))?;
+    Ok(model)
 }
 
 /// Trains one of the neural kinds on `data`.
@@ -147,12 +171,12 @@ pub fn train(kind: ModelKind, data: &Dataset, config: TorchTrainConfig) -> Resul
         ModelKind::Gbdt => return Err(PredictError::BadConfig("gbdt is not a torch model".into())),
     };
     let standardizer = Standardizer::fit(&data.feature_rows());
-    let model = TorchModel { _vs: vs, net, standardizer, device };
+    let model = TorchModel { kind, vs, net, standardizer, device };
     if data.is_empty() {
         return Ok(model);
     }
     let mut opt = nn::Adam::default()
-        .build(&model._vs, config.learning_rate)
+        .build(&model.vs, config.learning_rate)
         .map_err(|e| PredictError::Torch(format!("optimizer: {e}")))?;
     let all = BatchBuf::from_dataset(data);
     let labels = data.labels();

@@ -40,6 +40,14 @@ pub fn fit(kind: ModelKind, train: &Dataset, config: &TrainConfig) -> Result<Box
     })
 }
 
+/// Loads a checkpointed scorer of `kind` from `stem.*`.
+pub fn load(kind: ModelKind, stem: &std::path::Path) -> Result<Box<dyn Scorer>, PredictError> {
+    Ok(match kind {
+        ModelKind::Gbdt => Box::new(GbdtEnsemble::load(stem)?),
+        other => Box::new(torch::load(other, stem)?),
+    })
+}
+
 /// Validation figures of calibrated probabilities `p` against labels `y`.
 pub fn validate(p: &[f32], y: &[f32]) -> Validation {
     let (precision_at_06, recall_at_06) = precision_recall(p, y, 0.6);

@@ -23,7 +23,7 @@ use std::hash::Hash;
 
 use bytes::Bytes;
 
-use crate::predict::{MlConfig, MlPrefetcher};
+use crate::predict::{MlConfig, MlPrefetcher, PredictError};
 
 pub use self::markov::{Markov, MarkovConfig};
 pub use self::mithril::{Mithril, MithrilConfig};
@@ -56,21 +56,29 @@ impl PrefetchKind {
         }
     }
 
-    /// A fresh prefetcher over keys `K` (`None` for demand fetching). `serving`:
-    /// the learned predictor trains on its own thread instead of inline.
-    pub fn build<K>(self, serving: bool) -> Option<Box<dyn Prefetcher<K>>>
+    /// A fresh prefetcher over keys `K` for the simulator (`None` for demand
+    /// fetching): the learned predictor trains inline, in memory.
+    pub fn build<K>(self) -> Option<Box<dyn Prefetcher<K>>>
     where
         K: Hash + Eq + Clone + Send + SequentialKey + 'static,
     {
-        match self {
+        // Without a model directory nothing can fail to open.
+        self.build_with(MlConfig::default()).ok().flatten()
+    }
+
+    /// A fresh prefetcher with the learned predictor's settings given (serving:
+    /// background training, checkpoints in `ml.model_dir`, which may fail to open).
+    pub fn build_with<K>(self, ml: MlConfig) -> Result<Option<Box<dyn Prefetcher<K>>>, PredictError>
+    where
+        K: Hash + Eq + Clone + Send + SequentialKey + 'static,
+    {
+        Ok(match self {
             PrefetchKind::None => None,
             PrefetchKind::Obl => Some(Box::new(Obl::<K>::default())),
             PrefetchKind::Markov => Some(Box::new(Markov::<K>::new(MarkovConfig::default()))),
             PrefetchKind::Mithril => Some(Box::new(Mithril::<K>::new(MithrilConfig::default()))),
-            PrefetchKind::Ml => {
-                Some(Box::new(MlPrefetcher::<K>::new(MlConfig { background: serving, ..MlConfig::default() })))
-            }
-        }
+            PrefetchKind::Ml => Some(Box::new(MlPrefetcher::<K>::open(ml)?)),
+        })
     }
 }
 
@@ -98,6 +106,11 @@ pub trait Prefetcher<K>: Send {
     /// evicted unread: the accuracy the spec measures, fed back so a learning
     /// prefetcher can hold it at its target.
     fn on_outcomes(&mut self, _used: u64, _wasted: u64) {}
+
+    /// An operator command for a learning prefetcher's models.
+    fn admin(&mut self, _command: &crate::predict::registry::AdminCommand) -> Result<String, String> {
+        Err(format!("the {} prefetcher has no models", self.name()))
+    }
 
     /// Where a learning prefetcher stands (model version, threshold, accuracy).
     fn status(&self) -> Option<crate::predict::PredictorStatus> {

@@ -21,6 +21,7 @@ use bytes::Bytes;
 
 use super::Prefetcher;
 use crate::core::Core;
+use crate::predict::registry::AdminCommand;
 use crate::predict::PredictorStatus;
 
 /// Settings of the prefetch service.
@@ -53,10 +54,14 @@ pub struct PrefetchCounters {
     pub status: Mutex<Option<PredictorStatus>>,
 }
 
+/// An operator command with the channel its reply goes back on.
+type AdminRequest = (AdminCommand, tokio::sync::oneshot::Sender<Result<String, String>>);
+
 /// The read path's end of the service.
 #[derive(Debug)]
 pub struct PrefetchHandle {
     events: SyncSender<(Bytes, bool)>,
+    admin: Mutex<mpsc::Sender<AdminRequest>>,
     /// Shared counters.
     pub counters: Arc<PrefetchCounters>,
     /// Name of the prefetcher.
@@ -64,6 +69,18 @@ pub struct PrefetchHandle {
 }
 
 impl PrefetchHandle {
+    /// Runs an operator command on the predictor thread (`AUGUR.MODEL …`).
+    pub async fn admin(&self, command: AdminCommand) -> Result<String, String> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let sent = self.admin.lock().unwrap_or_else(|p| p.into_inner()).send((command, tx));
+        sent.map_err(|_| "the prefetch thread has stopped".to_string())?;
+        match tokio::time::timeout(Duration::from_secs(30), rx).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(_)) => Err("the prefetch thread has stopped".into()),
+            Err(_) => Err("the prefetch thread did not answer within 30 s".into()),
+        }
+    }
+
     /// Tells the predictor about one read; never blocks.
     #[inline]
     pub fn observe(&self, key: &Bytes, hit: bool) {
@@ -147,6 +164,7 @@ pub(crate) fn spawn(
     runtime: tokio::runtime::Handle,
 ) -> std::io::Result<PrefetchHandle> {
     let (tx, rx) = mpsc::sync_channel::<(Bytes, bool)>(budget.events.max(1));
+    let (admin_tx, admin_rx) = mpsc::channel::<AdminRequest>();
     let counters = Arc::new(PrefetchCounters::default());
     let name = prefetcher.name();
     let shared = Arc::clone(&counters);
@@ -160,6 +178,9 @@ pub(crate) fn spawn(
         let per_sec = f64::from(budget.store_reads_per_sec);
         let mut reported = (0u64, 0u64);
         loop {
+            for (command, reply) in admin_rx.try_iter() {
+                let _ = reply.send(prefetcher.admin(&command));
+            }
             match rx.recv_timeout(Duration::from_millis(5)) {
                 Ok((key, hit)) => {
                     let Some(core) = core.upgrade() else { return };
@@ -213,7 +234,7 @@ pub(crate) fn spawn(
             }
         }
     })?;
-    Ok(PrefetchHandle { events: tx, counters, name })
+    Ok(PrefetchHandle { events: tx, admin: Mutex::new(admin_tx), counters, name })
 }
 
 #[cfg(test)]

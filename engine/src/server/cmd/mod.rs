@@ -11,6 +11,7 @@
 //! runs it and returns an [`Applied`]: the reply, and for writes the ticket the
 //! session must wait on before sending that reply.
 
+mod augur_model;
 mod auth;
 mod client;
 mod command;
@@ -196,6 +197,7 @@ macro_rules! spec {
 // One line per command reads as a table; rustfmt would spread each over ten lines.
 #[rustfmt::skip]
 pub(crate) static COMMANDS: &[CommandSpec] = &[
+    spec!("augur.model", -2, ["admin"], 0, 0, 0, ["@admin", "@slow", "@dangerous"]),
     spec!("auth", -2, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], 0, 0, 0, ["@fast", "@connection"]),
     spec!("client", -2, [], 0, 0, 0, ["@slow"]),
     spec!("command", -1, ["loading", "stale"], 0, 0, 0, ["@slow", "@connection"]),
@@ -290,6 +292,7 @@ pub(crate) fn parse_int(arg: &[u8]) -> Result<i64, CommandError> {
 #[derive(Debug)]
 pub(crate) enum Command {
     Auth(auth::Auth),
+    AugurModel(augur_model::AugurModel),
     Client(client::Client),
     Introspect(command::CommandCmd),
     Config(config::Config),
@@ -335,6 +338,7 @@ impl Command {
         let mut parse = Parse::new(args, spec.name);
         let command = match spec.name {
             "auth" => Command::Auth(auth::Auth::parse(&mut parse)?),
+            "augur.model" => Command::AugurModel(augur_model::AugurModel::parse(&mut parse)?),
             "client" => Command::Client(client::Client::parse(&mut parse)?),
             "command" => Command::Introspect(command::CommandCmd::parse(&mut parse)?),
             "config" => Command::Config(config::Config::parse(&mut parse)?),
@@ -370,6 +374,7 @@ impl Command {
     pub(crate) async fn apply(self, ctx: &mut Ctx<'_>) -> Applied {
         match self {
             Command::Auth(c) => c.apply(ctx),
+            Command::AugurModel(c) => c.apply(ctx).await,
             Command::Client(c) => c.apply(ctx),
             Command::Introspect(c) => c.apply(ctx),
             Command::Config(c) => c.apply(ctx),

@@ -1,0 +1,57 @@
+//! The flags `augur sim` and `augur ab` share (the trace, policies, prefetchers
+//! and cache sizes), so both commands read them, and build their [`SimPlan`],
+//! the same way.
+//!
+//! The help texts are `augur sim`'s; `augur ab` rewords a few of them (and gives
+//! `--prefetch` another default) with `mut_arg` where it flattens these.
+
+use std::io::IsTerminal;
+use std::str::FromStr;
+
+use super::trace_args::TraceArgs;
+use augur_engine::sim::{PolicyKind, PrefetchKind, SimPlan};
+use augur_simulators::size::parse_sizes;
+use augur_simulators::TraceError;
+use clap::Args;
+
+/// Which trace to replay, and through which policies, prefetchers and sizes.
+#[derive(Debug, Args)]
+pub struct SimFlags {
+    #[command(flatten)]
+    trace: TraceArgs,
+    /// Eviction policies, comma-separated: lru, fifo, clock, sieve, tinylfu, belady.
+    #[arg(long, default_value = "lru")]
+    policy: String,
+    /// Prefetchers, comma-separated: none, obl, markov, mithril, ml.
+    #[arg(long, default_value = "none")]
+    prefetch: String,
+    /// Cache sizes, comma-separated: objects or bytes (489, 64MiB) or a fraction of
+    /// the working set (1%, 0.05).
+    #[arg(long, default_value = "1%,5%,10%")]
+    sizes: String,
+    /// Count objects, not bytes (every object has size 1).
+    #[arg(long)]
+    ignore_obj_size: bool,
+}
+
+impl SimFlags {
+    /// The plan these flags ask for, with progress bars when stderr is a terminal.
+    pub fn plan(&self) -> anyhow::Result<SimPlan> {
+        let (trace, format, read) = self.trace.resolve()?;
+        Ok(SimPlan {
+            trace,
+            format,
+            read,
+            policies: list::<PolicyKind>(&self.policy)?,
+            prefetchers: list::<PrefetchKind>(&self.prefetch)?,
+            sizes: parse_sizes(&self.sizes)?,
+            ignore_obj_size: self.ignore_obj_size,
+            progress: std::io::stderr().is_terminal(),
+        })
+    }
+}
+
+/// The items of a comma-separated list; empty items are skipped.
+fn list<T: FromStr<Err = TraceError>>(s: &str) -> anyhow::Result<Vec<T>> {
+    s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(|p| p.parse::<T>().map_err(Into::into)).collect()
+}
