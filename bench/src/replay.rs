@@ -108,6 +108,8 @@ struct Outcome {
     fills: u64,
     prefetch_accuracy: Option<f64>,
     prefetch_coverage: Option<f64>,
+    /// Late prefetches (a client got to the key first) / (late + cached).
+    prefetch_late_share: Option<f64>,
 }
 
 /// Parses `augur replay`'s report (engine/src/cli/replay.rs).
@@ -140,6 +142,7 @@ fn parse_replay(text: &str) -> anyhow::Result<Outcome> {
         fills: fills.context("no fill count")?,
         prefetch_accuracy: None,
         prefetch_coverage: None,
+        prefetch_late_share: None,
     })
 }
 
@@ -246,6 +249,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             if v.is_prefetch() {
                 out.prefetch_accuracy = field("prefetch_accuracy");
                 out.prefetch_coverage = field("prefetch_coverage");
+                out.prefetch_late_share = match (field("prefetch_late"), field("prefetch_inserted")) {
+                    (Some(late), Some(cached)) if late + cached > 0.0 => Some(late / (late + cached)),
+                    _ => None,
+                };
             }
             drop(server);
             let _ = std::fs::remove_dir_all(&wal);
@@ -300,7 +307,7 @@ fn markdown(args: &Args, variants: &[Variant], results: &[Vec<Outcome>], objects
     );
     let _ = writeln!(
         out,
-        "\n| flags | median req/s | vs baseline | per-round ratio | hit ratio | hit ratio − baseline | p50 us | p99 us | prefetch accuracy / coverage |"
+        "\n| flags | median req/s | vs baseline | per-round ratio | hit ratio | hit ratio − baseline | p50 us | p99 us | prefetch accuracy / coverage / late |"
     );
     let _ = writeln!(out, "|---|---:|---:|---|---:|---:|---:|---:|---|");
     let med = |i: usize, f: &dyn Fn(&Outcome) -> f64| median(results[i].iter().map(f).collect());
@@ -313,9 +320,10 @@ fn markdown(args: &Args, variants: &[Variant], results: &[Vec<Outcome>], objects
             (false, _) => "-".to_string(),
             (true, false) => "n/a".to_string(),
             (true, true) => format!(
-                "{:.3} / {:.3}",
+                "{:.3} / {:.3} / {:.3}",
                 med(i, &|o| o.prefetch_accuracy.unwrap_or(f64::NAN)),
-                med(i, &|o| o.prefetch_coverage.unwrap_or(f64::NAN))
+                med(i, &|o| o.prefetch_coverage.unwrap_or(f64::NAN)),
+                med(i, &|o| o.prefetch_late_share.unwrap_or(f64::NAN))
             ),
         };
         let rps = med(i, &|o| o.rps);

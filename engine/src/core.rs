@@ -314,7 +314,11 @@ impl Core {
     /// caches only if no write raced it; it also never replaces anything memory
     /// already holds (a dirty value, or a newer clean one).
     pub(crate) async fn prefetch(self: Arc<Self>, keys: Vec<Bytes>) {
+        // The predictor skipped keys memory held when it proposed them; one found
+        // in memory now was read (or written) by a client meanwhile: too late.
+        let proposed = keys.len() as u64;
         let keys: Vec<Bytes> = keys.into_iter().filter(|k| !self.in_memory(k)).collect();
+        Counters::add(&self.counters.prefetch_late, proposed - keys.len() as u64);
         if keys.is_empty() || self.shutting_down.load(Ordering::SeqCst) {
             return;
         }
@@ -329,17 +333,19 @@ impl Core {
             }
         };
         let writes = self.dirty.lock();
-        let mut inserted = 0;
+        let (mut inserted, mut late) = (0, 0);
         for ((key, epoch), value) in keys.into_iter().zip(epochs).zip(values) {
             let Some(value) = value else { continue };
             let raced = self.epochs[self.shard(&key)].load(Ordering::SeqCst) != epoch;
             if raced || writes.get(&key).is_some() || self.tier.contains(&key) {
+                late += 1;
                 continue;
             }
             self.tier.insert(key, TierEntry { value: Cached::Present(value), state: EntryState::Prefetched });
             inserted += 1;
         }
         Counters::add(&self.counters.prefetch_inserted, inserted);
+        Counters::add(&self.counters.prefetch_late, late);
     }
 
     /// Appends `entries` to the WAL and publishes them as dirty, in one critical
@@ -501,6 +507,7 @@ impl Core {
             prefetch_hits: get(&c.prefetch_hits),
             prefetch_reads: get(&c.prefetch_reads),
             prefetch_inserted: get(&c.prefetch_inserted),
+            prefetch_late: get(&c.prefetch_late),
             prefetch_evicted_unused: self.tier.prefetched_evicted_unused(),
             prefetch_events_dropped: pf.map_or(0, |p| get(&p.counters.events_dropped)),
             prefetch_queue_dropped: pf.map_or(0, |p| get(&p.counters.queue_dropped)),

@@ -42,6 +42,8 @@ pub struct Counters {
     pub prefetch_reads: AtomicU64,
     /// Prefetched keys cached (present in the store, not raced by a write).
     pub prefetch_inserted: AtomicU64,
+    /// Prefetches dropped because a client read or wrote the key first.
+    pub prefetch_late: AtomicU64,
 }
 
 impl Counters {
@@ -87,6 +89,8 @@ pub struct EngineStats {
     pub prefetch_reads: u64,
     /// See [`Counters`].
     pub prefetch_inserted: u64,
+    /// See [`Counters`].
+    pub prefetch_late: u64,
     /// Prefetched entries evicted before anyone read them.
     pub prefetch_evicted_unused: u64,
     /// Read events the predictor thread could not keep up with.
@@ -206,6 +210,7 @@ impl EngineStats {
             Counter prefetch_hits: "Prefetched entries read before eviction.",
             Counter prefetch_reads: "Keys the prefetcher read from the store.",
             Counter prefetch_inserted: "Prefetched keys cached.",
+            Counter prefetch_late: "Prefetches dropped because a client read or wrote the key first.",
             Counter prefetch_evicted_unused: "Prefetched entries evicted before anyone read them.",
             Counter prefetch_events_dropped: "Read events the predictor thread could not keep up with.",
             Counter prefetch_queue_dropped: "Proposals dropped from the full prefetch queue.",

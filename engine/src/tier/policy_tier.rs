@@ -4,11 +4,12 @@
 //! what comparing policies needs. moka is the faster choice for serving many cores.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use bytes::Bytes;
 
-use super::{EvictionPolicy, Tier, TierEntry};
+use super::{EntryState, EvictionPolicy, Tier, TierEntry};
 
 #[derive(Debug)]
 struct Inner<P> {
@@ -23,13 +24,20 @@ pub struct PolicyTier<P> {
     inner: Mutex<Inner<P>>,
     capacity: u64,
     name: &'static str,
+    /// Prefetched entries evicted before anyone read them.
+    evicted_unused: AtomicU64,
 }
 
 impl<P: EvictionPolicy<Bytes>> PolicyTier<P> {
     /// A tier of `capacity` weighted bytes.
     pub fn new(policy: P, capacity: u64) -> Self {
         let name = policy.name();
-        Self { inner: Mutex::new(Inner { map: HashMap::new(), policy, bytes: 0 }), capacity, name }
+        Self {
+            inner: Mutex::new(Inner { map: HashMap::new(), policy, bytes: 0 }),
+            capacity,
+            name,
+            evicted_unused: AtomicU64::new(0),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner<P>> {
@@ -51,6 +59,14 @@ impl<P: EvictionPolicy<Bytes> + std::fmt::Debug> Tier for PolicyTier<P> {
         entry
     }
 
+    fn contains(&self, key: &Bytes) -> bool {
+        self.lock().map.contains_key(key)
+    }
+
+    fn prefetched_evicted_unused(&self) -> u64 {
+        self.evicted_unused.load(Ordering::Relaxed)
+    }
+
     fn insert(&self, key: Bytes, entry: TierEntry) {
         let weight = entry.weight(&key);
         let mut inner = self.lock();
@@ -68,6 +84,9 @@ impl<P: EvictionPolicy<Bytes> + std::fmt::Debug> Tier for PolicyTier<P> {
             let Some(victim) = inner.policy.evict() else { break };
             if let Some(old) = inner.map.remove(&victim) {
                 inner.bytes -= old.weight(&victim);
+                if old.state == EntryState::Prefetched {
+                    self.evicted_unused.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
         inner.policy.on_insert(&key, weight);
@@ -114,5 +133,21 @@ mod tests {
         assert!(tier.get(&Bytes::from_static(b"k0")).is_some());
         assert_eq!(tier.len(), 3);
         assert!(tier.weighted_bytes() <= tier.capacity());
+    }
+
+    #[test]
+    fn counts_prefetched_entries_evicted_unread() {
+        let value = || Some(Bytes::from(vec![0u8; 36]));
+        let per = TierEntry::clean(value()).weight(&Bytes::from_static(b"k0"));
+        let tier = PolicyTier::new(Lru::<Bytes>::new(), per * 2);
+        let prefetched = |v| TierEntry { state: EntryState::Prefetched, ..TierEntry::clean(v) };
+        tier.insert(Bytes::from_static(b"p0"), prefetched(value()));
+        tier.insert(Bytes::from_static(b"p1"), prefetched(value()));
+        // A read marks p1 used (as the engine does, by re-inserting it clean).
+        tier.insert(Bytes::from_static(b"p1"), TierEntry::clean(value()));
+        tier.insert(Bytes::from_static(b"k2"), TierEntry::clean(value()));
+        tier.insert(Bytes::from_static(b"k3"), TierEntry::clean(value()));
+        assert_eq!(tier.prefetched_evicted_unused(), 1, "p0 went unread; p1 was read");
+        assert!(tier.contains(&Bytes::from_static(b"k3")) && !tier.contains(&Bytes::from_static(b"p0")));
     }
 }

@@ -191,6 +191,7 @@ fn counters(shared: &Shared, s: &EngineStats) -> Fields {
         ("prefetcher", s.prefetcher.clone()),
         ("prefetch_reads", s.prefetch_reads.to_string()),
         ("prefetch_inserted", s.prefetch_inserted.to_string()),
+        ("prefetch_late", s.prefetch_late.to_string()),
         ("prefetch_evicted_unused", s.prefetch_evicted_unused.to_string()),
         ("prefetch_accuracy", format!("{:.4}", s.prefetch_accuracy)),
         ("prefetch_coverage", format!("{:.4}", s.prefetch_coverage)),
