@@ -279,6 +279,13 @@ impl Core {
                     if self.epochs[self.shard(key)].load(Ordering::SeqCst) != *epoch {
                         Counters::add(&self.counters.stale_reads_dropped, 1);
                     } else if value.is_some() || self.config.negative_cache {
+                        // A prefetch of this key landed while this demand read was in
+                        // flight: it came too late to serve the read it was meant for.
+                        if self.prefetch.get().is_some()
+                            && self.tier.get(key).is_some_and(|e| e.state == EntryState::Prefetched)
+                        {
+                            Counters::add(&self.counters.prefetch_late, 1);
+                        }
                         self.tier.insert(key.clone(), TierEntry::clean(value.clone()));
                     }
                 }
