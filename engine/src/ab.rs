@@ -281,15 +281,13 @@ impl<C: SimCache> SimCache for SplitCache<C> {
 /// request are skipped. A trailing window shorter than half a window is folded
 /// into the one before it rather than compared on its own few requests.
 fn window_ratios(mut tallies: Vec<[Tally; 2]>, window: u64) -> (Vec<f64>, Vec<f64>, usize) {
-    if tallies.len() > 1 {
-        let last = tallies[tallies.len() - 1];
+    if let [.., prev, last] = tallies.as_mut_slice() {
         if last[0].requests + last[1].requests < window.div_ceil(2) {
-            tallies.pop();
-            let prev = tallies.last_mut().expect("more than one window");
-            for (p, l) in prev.iter_mut().zip(last) {
+            for (p, l) in prev.iter_mut().zip(last.iter()) {
                 p.requests += l.requests;
                 p.hits += l.hits;
             }
+            tallies.pop();
         }
     }
     let (mut control, mut treatment, mut skipped) = (Vec::new(), Vec::new(), 0);

@@ -21,6 +21,7 @@ use std::hash::{BuildHasher, Hash};
 
 use rustc_hash::{FxBuildHasher, FxHashMap};
 
+use super::dataset::CONTEXT;
 use crate::prefetch::successors::SuccessorTable;
 use crate::prefetch::SequentialKey;
 
@@ -180,6 +181,18 @@ impl<K: Hash + Eq + Clone + Send + SequentialKey> FeatureState<K> {
     /// The context, oldest first, with key hashes.
     pub fn context(&self) -> impl Iterator<Item = &(K, u64)> {
         self.context.iter()
+    }
+
+    /// Hashes of the last [`CONTEXT`] keys, oldest first, zero-padded at the front
+    /// (a sample's sequence context).
+    pub fn context_hashes(&self) -> [u64; CONTEXT] {
+        let mut out = [0u64; CONTEXT];
+        let skip = self.context.len().saturating_sub(CONTEXT);
+        let take = self.context.len() - skip;
+        for (slot, (_, h)) in out[CONTEXT - take..].iter_mut().zip(self.context.iter().skip(skip)) {
+            *slot = *h;
+        }
+        out
     }
 
     /// Immediate-follower table.

@@ -21,7 +21,7 @@ use std::hash::Hash;
 use std::thread::JoinHandle;
 
 use super::candidates;
-use super::dataset::{Dataset, Labeller, Sample, CONTEXT};
+use super::dataset::{Dataset, Labeller, Sample};
 use super::features::{key_hash, FeatureConfig, FeatureState, N_FEATURES};
 use super::model::{BatchBuf, ModelKind, TrainedModel, Validation};
 use super::registry::{AdminCommand, Decision, Registry};
@@ -195,7 +195,7 @@ impl<K> std::fmt::Debug for MlPrefetcher<K> {
 impl<K: Hash + Eq + Clone + Send + SequentialKey> MlPrefetcher<K> {
     /// A predictor with no model yet (in memory only).
     pub fn new(config: MlConfig) -> Self {
-        let registry = Registry::open(config.trial_samples, None).expect("an in-memory registry cannot fail to open");
+        let registry = Registry::in_memory(config.trial_samples);
         Self::with_registry(config, registry)
     }
 
@@ -443,10 +443,7 @@ impl<K: Hash + Eq + Clone + Send + SequentialKey> MlPrefetcher<K> {
         if self.candidates.is_empty() {
             return;
         }
-        let mut context = [0u64; CONTEXT];
-        let ctx: Vec<u64> = self.state.context().map(|(_, h)| *h).collect();
-        let take = ctx.len().min(CONTEXT);
-        context[CONTEXT - take..].copy_from_slice(&ctx[ctx.len() - take..]);
+        let context = self.state.context_hashes();
         self.batch.clear();
         let mut features = [0f32; N_FEATURES];
         for cand in &self.candidates {

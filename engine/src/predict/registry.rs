@@ -140,17 +140,23 @@ fn now_s() -> u64 {
 }
 
 impl Registry {
-    /// An empty registry; `trial` samples decide each shadow and rollback trial;
-    /// with `dir`, versions are checkpointed there and the active one reloaded.
-    pub fn open(trial: usize, dir: Option<PathBuf>) -> Result<Self, PredictError> {
-        let mut r = Registry {
+    /// An empty registry kept in memory only; `trial` samples decide each shadow
+    /// and rollback trial.
+    pub fn in_memory(trial: usize) -> Self {
+        Registry {
             metas: Vec::new(),
             active: None,
             challenger: None,
             challenger_is_previous: false,
             trial: trial.max(1),
-            dir,
-        };
+            dir: None,
+        }
+    }
+
+    /// As [`Registry::in_memory`]; with `dir`, versions are checkpointed there and
+    /// the active one is reloaded.
+    pub fn open(trial: usize, dir: Option<PathBuf>) -> Result<Self, PredictError> {
+        let mut r = Registry { dir, ..Registry::in_memory(trial) };
         if let Some(dir) = r.dir.clone() {
             std::fs::create_dir_all(&dir).map_err(|e| PredictError::Checkpoint(format!("{}: {e}", dir.display())))?;
             let list = dir.join("registry.json");
@@ -436,7 +442,7 @@ mod tests {
 
     #[test]
     fn a_better_shadow_is_promoted_a_worse_one_rejected_and_a_regression_rolled_back() {
-        let mut r = Registry::open(1000, None).expect("open");
+        let mut r = Registry::in_memory(1000);
         r.add(model(-1.0, 1), 0, 4000); // v1 learned the opposite rule: bad on phase A
         assert_eq!(r.add(model(1.0, 2), 0, 4000), 2);
         assert_eq!(r.active_version(), 1, "a new model starts in shadow");

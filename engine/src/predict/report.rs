@@ -8,11 +8,12 @@ use std::time::Instant;
 use augur_simulators::trace::TraceReader;
 use augur_simulators::TraceError;
 
-use super::dataset::{Dataset, Labeller, Sample, CONTEXT};
-use super::features::{key_hash, FeatureConfig, FeatureState, N_FEATURES};
+use super::dataset::{Dataset, CONTEXT};
+use super::features::N_FEATURES;
 use super::model::{Batch, BatchBuf, ModelKind, Platt, Scorer, TrainedModel};
 use super::trainer::{self, TrainConfig};
-use super::{candidates, PredictError};
+use super::{MlConfig, MlPrefetcher, PredictError};
+use crate::prefetch::Prefetcher;
 
 /// Non-learned scores read straight off one feature: how the baselines rank the
 /// same candidates (Markov: P(successor); OBL: numeric next; co-occurrence: the
@@ -67,36 +68,27 @@ pub struct PredictReport {
     pub best: String,
 }
 
-/// Labelled samples from the first `max_requests` of a trace.
+/// Labelled samples from the first `max_requests` of a trace: the predictor's own
+/// pipeline (features, candidates, labels) with training switched off, replayed
+/// without a cache (every request a miss).
 pub fn collect(
     reader: &mut dyn TraceReader,
     max_requests: u64,
     horizon: u64,
     cap: usize,
 ) -> Result<(Dataset, u64), TraceError> {
-    let mut state = FeatureState::<u64>::new(FeatureConfig::default());
-    let mut labeller = Labeller::new(horizon, cap);
-    let mut cands = Vec::new();
-    let mut features = [0f32; N_FEATURES];
+    let config =
+        MlConfig { horizon, window: cap, first_train_after: u64::MAX, retrain_every: u64::MAX, ..MlConfig::default() };
+    let mut predictor = MlPrefetcher::<u64>::new(config);
+    let mut proposals = Vec::new();
     let mut n = 0u64;
     while n < max_requests {
         let Some(req) = reader.next_request()? else { break };
         n += 1;
-        state.observe(&req.key, key_hash(&req.key), false, req.time_us as f64 / 1e6);
-        labeller.resolve(state.seq, |h| state.key_stats(h).map(|s| s.last_seq), |_| {});
-        cands.clear();
-        candidates::generate(&state, 8, &mut cands);
-        let mut context = [0u64; CONTEXT];
-        let ctx: Vec<u64> = state.context().map(|(_, h)| *h).collect();
-        let take = ctx.len().min(CONTEXT);
-        context[CONTEXT - take..].copy_from_slice(&ctx[ctx.len() - take..]);
-        for c in &cands {
-            let hash = key_hash(c);
-            state.candidate_features(c, hash, &mut features);
-            labeller.push(Sample { seq: state.seq, features, context, candidate: hash, label: false, issued: false });
-        }
+        predictor.set_time(req.time_us as f64 / 1e6);
+        predictor.on_request(&req.key, false, &mut proposals);
     }
-    Ok((labeller.snapshot(), n))
+    Ok((predictor.dataset(), n))
 }
 
 fn latency_256(model: &TrainedModel, valid: &BatchBuf, rounds: usize) -> (f64, f64) {

@@ -62,8 +62,10 @@ impl PrefetchKind {
     where
         K: Hash + Eq + Clone + Send + SequentialKey + 'static,
     {
-        // Without a model directory nothing can fail to open.
-        self.build_with(MlConfig::default()).ok().flatten()
+        match self {
+            PrefetchKind::Ml => Some(Box::new(MlPrefetcher::<K>::new(MlConfig::default()))),
+            baseline => baseline.baseline(),
+        }
     }
 
     /// A fresh prefetcher with the learned predictor's settings given (serving:
@@ -72,13 +74,23 @@ impl PrefetchKind {
     where
         K: Hash + Eq + Clone + Send + SequentialKey + 'static,
     {
-        Ok(match self {
-            PrefetchKind::None => None,
+        match self {
+            PrefetchKind::Ml => Ok(Some(Box::new(MlPrefetcher::<K>::open(ml)?))),
+            baseline => Ok(baseline.baseline()),
+        }
+    }
+
+    /// The non-learned prefetchers (`None` for `none` and `ml`).
+    fn baseline<K>(self) -> Option<Box<dyn Prefetcher<K>>>
+    where
+        K: Hash + Eq + Clone + Send + SequentialKey + 'static,
+    {
+        match self {
+            PrefetchKind::None | PrefetchKind::Ml => None,
             PrefetchKind::Obl => Some(Box::new(Obl::<K>::default())),
             PrefetchKind::Markov => Some(Box::new(Markov::<K>::new(MarkovConfig::default()))),
             PrefetchKind::Mithril => Some(Box::new(Mithril::<K>::new(MithrilConfig::default()))),
-            PrefetchKind::Ml => Some(Box::new(MlPrefetcher::<K>::open(ml)?)),
-        })
+        }
     }
 }
 
