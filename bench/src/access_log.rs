@@ -2,12 +2,18 @@
 //! run. One server; the log is switched with `CONFIG SET access-log yes|no` between
 //! rounds, the order alternating, so both sides see the same process, cache and
 //! machine state. The load is redis-benchmark GET on cached keys and SET.
+//!
+//! The table is printed as a Markdown section (machine, date, command, load, table);
+//! `--markdown PATH` also writes it to a file.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+
+use crate::peers::{command_line, machine, now_utc};
 
 /// Options of `augur-bench access-log`.
 #[derive(Debug, clap::Args)]
@@ -27,6 +33,13 @@ pub struct Args {
     /// The augur binary [default: next to this one].
     #[arg(long)]
     augur: Option<PathBuf>,
+    /// Write the results as a Markdown section to this file.
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+    /// The command line the Markdown reports; empty: this process's own (`augur-bench
+    /// all` sets it to the equivalent `augur-bench access-log …`).
+    #[arg(skip)]
+    pub(crate) command: Vec<String>,
 }
 
 struct Server(Child);
@@ -64,7 +77,7 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-/// Runs the benchmark and prints a Markdown table.
+/// Runs the benchmark and prints (and optionally writes) the Markdown section.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let augur = match &args.augur {
         Some(p) => p.clone(),
@@ -93,7 +106,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     // Load the key space so every GET below is a cache hit.
     throughput(port, "set", &args)?;
-    println!(
+    eprintln!(
         "access-log overhead: redis-benchmark -n {} -P {} -c {} -r 100000 -d 64, {} rounds per setting, alternating",
         args.requests, args.pipeline, args.clients, args.rounds
     );
@@ -114,22 +127,44 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let info = cli(port, &["INFO", "stats"])?;
     let field = |name: &str| info.lines().find_map(|l| l.strip_prefix(name)).unwrap_or("?").to_string();
-    println!(
+    let events = (field("access_log_events:"), field("access_log_dropped:"));
+    drop(server);
+    let text = markdown(&args, &results, &events);
+    println!("{text}");
+    if let Some(path) = &args.markdown {
+        std::fs::write(path, &text).with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("access-log: wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// The section: how it was measured, then on against off per command.
+fn markdown(args: &Args, results: &[(&str, f64, f64)], (recorded, dropped): &(String, String)) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "### Access-log overhead (`CONFIG SET access-log`, one server, same run)\n");
+    let _ = writeln!(out, "- Machine: {}", machine());
+    let _ = writeln!(out, "- Date: {}", now_utc());
+    let _ = writeln!(out, "- Command: `{}`", command_line(&args.command));
+    let _ = writeln!(
+        out,
+        "- Load: `redis-benchmark -n {} -P {} -c {} -r 100000 -d 64 -t get|set` against one `augur serve` \
+         (RocksDB, `--cache-size 1GiB`, durability everysec, GETs on cached keys), the log switched with \
+         `CONFIG SET access-log yes|no` between runs, on and off alternating; medians of {} runs per setting.",
+        args.requests, args.pipeline, args.clients, args.rounds
+    );
+    let _ = writeln!(
+        out,
         "\n| command | log on (median req/s) | log off (median req/s) | on / off | overhead |\n|---|---|---|---|---|"
     );
-    for (test, on, off) in &results {
-        println!(
+    for (test, on, off) in results {
+        let _ = writeln!(
+            out,
             "| {} | {on:.0} | {off:.0} | {:.4} | {:+.2}% |",
             test.to_uppercase(),
             on / off,
             (1.0 - on / off) * 100.0
         );
     }
-    println!(
-        "\naccess-log events recorded: {}, dropped: {}",
-        field("access_log_events:"),
-        field("access_log_dropped:")
-    );
-    drop(server);
-    Ok(())
+    let _ = writeln!(out, "\naccess-log events recorded: {recorded}, dropped: {dropped}");
+    out
 }

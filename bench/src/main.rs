@@ -3,6 +3,7 @@
 //! comes from one of these subcommands.
 
 mod access_log;
+mod all;
 mod bars;
 mod gpu_table;
 mod peers;
@@ -23,6 +24,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Every side-by-side benchmark of issue 8 in one run (peers with its scaling sweeps,
+    /// stores at pipeline 1 and 16, replay, access-log): one Markdown report and the
+    /// plots in one directory; parts whose prerequisites are missing are skipped and listed.
+    All(all::Args),
     /// Access-log overhead: augur serve throughput with the log on and off, same run.
     AccessLog(access_log::Args),
     /// PostgreSQL bulk upsert: UNNEST arrays vs multi-row VALUES vs COPY, through the
@@ -53,6 +58,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
+        Command::All(args) => all::run(args, &runtime),
         Command::PgUpsert(args) => runtime.block_on(pg_upsert::run(args)),
         Command::AccessLog(args) => access_log::run(args),
         Command::GpuTable(args) => gpu_table::run(args),

@@ -108,6 +108,10 @@ pub struct Args {
     /// The redis-server binary.
     #[arg(long, default_value = "redis-server")]
     redis_server: PathBuf,
+    /// The command line the Markdown reports; empty: this process's own (`augur-bench
+    /// all` sets it to the equivalent `augur-bench peers …`).
+    #[arg(skip)]
+    pub(crate) command: Vec<String>,
 }
 
 /// Bytes from `64`, `1K`, `1KiB`, `2M`, `2MiB` (binary multiples).
@@ -561,21 +565,13 @@ fn bars(table: &Table, results: &HashMap<Cell, Runs>) -> Vec<crate::bars::Group>
         .collect()
 }
 
-/// What the machine is, from /proc.
-pub(crate) fn machine() -> String {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("model name")?.split_once(':').map(|(_, v)| v.trim().to_string()))
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let mem_gib = meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:")?.split_whitespace().next()?.parse::<f64>().ok())
-        .map_or("?".to_string(), |kb| format!("{:.1}", kb / (1 << 20) as f64));
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    format!("{model}, {cpus} CPUs (nproc), {mem_gib} GiB RAM, Linux {}", kernel.trim())
+pub(crate) use augur_simulators::report::machine;
+
+/// The command line a Markdown section reports: `recorded` when `augur-bench all`
+/// built the run, else this process's own; arguments with spaces quoted.
+pub(crate) fn command_line(recorded: &[String]) -> String {
+    let args: Vec<String> = if recorded.is_empty() { std::env::args().collect() } else { recorded.to_vec() };
+    args.iter().map(|a| if a.contains(' ') { format!("'{a}'") } else { a.clone() }).collect::<Vec<_>>().join(" ")
 }
 
 pub(crate) fn now_utc() -> String {
@@ -601,7 +597,6 @@ fn markdown(
     plots: &[Option<PathBuf>],
 ) -> String {
     let mut out = String::new();
-    let command: Vec<String> = std::env::args().map(|a| if a.contains(' ') { format!("'{a}'") } else { a }).collect();
     let keyspaces: Vec<String> = {
         let mut sizes: Vec<u64> = tables.iter().flat_map(|t| t.cells.iter().map(|c| c.size)).collect();
         sizes.sort_unstable();
@@ -611,7 +606,7 @@ fn markdown(
     let _ = writeln!(out, "### Augur against Redis (redis-benchmark, same machine, same run)\n");
     let _ = writeln!(out, "- Machine: {}", machine());
     let _ = writeln!(out, "- Date: {}", now_utc());
-    let _ = writeln!(out, "- Command: `{}`", command.join(" "));
+    let _ = writeln!(out, "- Command: `{}`", command_line(&args.command));
     let _ = writeln!(
         out,
         "- Redis: redis-server {redis_version}, no persistence (`--save \"\" --appendonly no`), loopback."

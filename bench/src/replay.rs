@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use crate::peers::{free_port, machine, median, now_utc, Server};
+use crate::peers::{command_line, free_port, machine, median, now_utc, Server};
 
 /// A server configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -96,6 +96,10 @@ pub struct Args {
     /// The augur binary [default: next to this one].
     #[arg(long)]
     augur: Option<PathBuf>,
+    /// The command line the Markdown reports; empty: this process's own (`augur-bench
+    /// all` sets it to the equivalent subcommand).
+    #[arg(skip)]
+    pub(crate) command: Vec<String>,
 }
 
 /// What one `augur replay` reported, plus the server's prefetch figures.
@@ -279,11 +283,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 fn markdown(args: &Args, variants: &[Variant], results: &[Vec<Outcome>], objects: u64) -> String {
     let mut out = String::new();
-    let command: Vec<String> = std::env::args().map(|a| if a.contains(' ') { format!("'{a}'") } else { a }).collect();
     let _ = writeln!(out, "### Prefetching and access log on against off (`augur replay`, same run)\n");
     let _ = writeln!(out, "- Machine: {}", machine());
     let _ = writeln!(out, "- Date: {}", now_utc());
-    let _ = writeln!(out, "- Command: `{}`", command.join(" "));
+    let _ = writeln!(out, "- Command: `{}`", command_line(&args.command));
     let _ = writeln!(
         out,
         "- Trace: `augur gen --kind sessions --requests {} --keys {} --seed {} --value-size fixed:{}` \

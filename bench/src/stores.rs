@@ -44,7 +44,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_postgres::types::ToSql;
 
-use crate::peers::{free_port, human_size, machine, median, now_utc, parse_size, Server};
+use crate::peers::{command_line, free_port, human_size, machine, median, now_utc, parse_size, Server};
 
 /// A comparison `augur-bench stores` can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -104,6 +104,10 @@ pub struct Args {
     /// The augur binary [default: next to this one].
     #[arg(long)]
     augur: Option<PathBuf>,
+    /// The command line the Markdown reports; empty: this process's own (`augur-bench
+    /// all` sets it to the equivalent subcommand).
+    #[arg(skip)]
+    pub(crate) command: Vec<String>,
 }
 
 /// One side of a comparison.
@@ -677,11 +681,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
 fn markdown(args: &Args, setup: &Setup, plans: &[Plan], results: &[Vec<Vec<Sample>>]) -> String {
     let mut out = String::new();
-    let command: Vec<String> = std::env::args().map(|a| if a.contains(' ') { format!("'{a}'") } else { a }).collect();
     let _ = writeln!(out, "### Augur against its stores used directly (same machine, same run)\n");
     let _ = writeln!(out, "- Machine: {}", machine());
     let _ = writeln!(out, "- Date: {}", now_utc());
-    let _ = writeln!(out, "- Command: `{}`", command.join(" "));
+    let _ = writeln!(out, "- Command: `{}`", command_line(&args.command));
     let _ = writeln!(
         out,
         "- Load: {} concurrent clients per run, {} (one TCP connection each to Augur, one \

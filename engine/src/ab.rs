@@ -43,6 +43,10 @@
 //! is one [`SimCache`] that routes each call to the group's cache and tallies
 //! each lookup into its window, so the request rules (what a miss reads, how a
 //! prefetch is fetched and counted) are the same as `augur sim`'s.
+//!
+//! A learning prefetcher's [`Timeline`] (model versions, trials, drift) comes
+//! back in [`AbReport::timeline`], its positions moved from the prefetcher's own
+//! request count to trace positions, so it lines up with the windows.
 
 use augur_simulators::harness::{self, Counters};
 use augur_simulators::prepass;
@@ -52,8 +56,9 @@ use augur_simulators::{Access, ReplayOptions, Request, SimCache, TraceError};
 use rustc_hash::FxHashSet;
 use serde::Serialize;
 
+use crate::predict::timeline::Timeline;
 use crate::prefetch::Prefetcher;
-use crate::sim::{CacheUser, PolicyKind, PrefetchKind, SimPlan, TraceSource};
+use crate::sim::{CacheUser, PolicyKind, PrefetchKind, PrefetchingCache, SimPlan, TraceSource};
 
 /// One side of the split.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,6 +164,69 @@ pub struct AbReport {
     pub control_windows: Vec<f64>,
     /// The treatment's hit ratio per window, in trace order.
     pub treatment_windows: Vec<f64>,
+    /// What the treatment's prefetcher did, if it learns (`ml`), at trace
+    /// positions (interpolated within windows); with `--crossover`, the first
+    /// replay's. Absent from the JSON for the baselines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<Timeline>,
+    /// How the gain fared across a change in the workload (`augur ab --change-at`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<Recovery>,
+}
+
+/// The prefetcher's gain (treatment minus control hit ratio, per window) before a
+/// change in the workload, its dip after, and how long it took to come back.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Recovery {
+    /// The request position of the change.
+    pub change_at: u64,
+    /// Mean control and treatment hit ratios over the windows before the change.
+    pub control_before: f64,
+    /// See `control_before`.
+    pub treatment_before: f64,
+    /// Mean gain over the windows before the change.
+    pub gain_before: f64,
+    /// The smallest gain in a window after the change.
+    pub dip_gain: f64,
+    /// The end (request position) of the window with that dip.
+    pub dip_at: u64,
+    /// Requests from the change to the end of the first window after the dip whose
+    /// gain is at least 90% of `gain_before`; `None`: never within the trace.
+    pub recovered_after: Option<u64>,
+}
+
+/// [`Recovery`] of `report` around request `change_at`. Window `i` covers requests
+/// `(i·window, (i+1)·window]`; a window straddling the change counts as after it.
+/// `None` when a window was skipped (the series would not line up with request
+/// positions), when no whole window lies before the change or none after, or
+/// when there was no gain before it to recover.
+pub fn recovery(report: &AbReport, change_at: u64) -> Option<Recovery> {
+    if report.windows_skipped > 0 || report.window == 0 {
+        return None;
+    }
+    let (control, treatment) = (&report.control_windows, &report.treatment_windows);
+    let before = usize::try_from(change_at / report.window).ok()?.min(control.len());
+    if before == 0 || before == control.len() {
+        return None;
+    }
+    let gain = |i: usize| treatment[i] - control[i];
+    let mean = |x: &[f64]| x.iter().sum::<f64>() / x.len() as f64;
+    let gain_before = (0..before).map(gain).sum::<f64>() / before as f64;
+    if gain_before <= 0.0 {
+        return None;
+    }
+    let dip = (before..control.len()).min_by(|&a, &b| gain(a).total_cmp(&gain(b)))?;
+    let end_of = |i: usize| (i as u64 + 1) * report.window;
+    let recovered = (dip..control.len()).find(|&i| gain(i) >= 0.9 * gain_before);
+    Some(Recovery {
+        change_at,
+        control_before: mean(&control[..before]),
+        treatment_before: mean(&treatment[..before]),
+        gain_before,
+        dip_gain: gain(dip),
+        dip_at: end_of(dip),
+        recovered_after: recovered.map(|i| end_of(i) - change_at),
+    })
 }
 
 /// What [`run_ab`] produced.
@@ -272,6 +340,10 @@ impl<C: SimCache> SimCache for SplitCache<C> {
         self.treatment.insert_prefetched(key, size, now);
     }
 
+    fn prefetch_late(&mut self, key: u64) {
+        self.treatment.prefetch_late(key);
+    }
+
     fn evicted_unused(&self) -> u64 {
         self.control.evicted_unused() + self.treatment.evicted_unused()
     }
@@ -309,10 +381,14 @@ struct ArmsRun {
     /// `tallies[w][a]`: window `w`, arm `a` (0 control, 1 treatment).
     tallies: Vec<[Tally; 2]>,
     candidates_dropped: u64,
+    /// The treatment's prefetcher's timeline, at trace positions.
+    timeline: Option<Timeline>,
 }
 
 impl ArmsRun {
-    /// Adds `other`'s counts to these, window by window (the two halves of a crossover).
+    /// Adds `other`'s counts to these, window by window (the two halves of a
+    /// crossover). The timeline stays this run's: the two replays' prefetchers
+    /// learned from different keys, and one timeline per plot reads clearly.
     fn add(&mut self, other: ArmsRun) {
         let (c, o) = (&mut self.counters, &other.counters);
         c.prefetches_issued += o.prefetches_issued;
@@ -357,12 +433,18 @@ fn replay_split(
     }
     impl CacheUser for Split<'_> {
         type Output = Result<ArmsRun, TraceError>;
-        fn run<C: SimCache>(self, make: impl Fn(u64, Option<Box<dyn Prefetcher<u64>>>) -> C) -> Self::Output {
+        fn run<C: PrefetchingCache>(self, make: impl Fn(u64, Option<Box<dyn Prefetcher<u64>>>) -> C) -> Self::Output {
             let pf = self.prefetch.build::<u64>();
             let [cc, tc] = self.capacities;
             let mut split = SplitCache::new(make(cc, None), make(tc, pf), self.treated, self.window);
             let counters = harness::replay(self.reader, &mut split, self.options)?;
-            Ok(ArmsRun { counters, tallies: split.tallies, candidates_dropped: split.candidates_dropped })
+            let (tallies, window) = (&split.tallies, self.window);
+            let timeline = split
+                .treatment
+                .prefetcher()
+                .and_then(|p| p.timeline())
+                .map(|t| t.map_positions(|seq| trace_position(tallies, window, seq)));
+            Ok(ArmsRun { counters, tallies: split.tallies, candidates_dropped: split.candidates_dropped, timeline })
         }
     }
     let capacities = match treated {
@@ -370,6 +452,22 @@ fn replay_split(
         Group::Control => [capacities[1], capacities[0]],
     };
     policy.with_cache(Split { reader, prefetch, capacities, treated, window, options })
+}
+
+/// The trace position of the `seq`-th request the treatment arm served (its
+/// prefetcher counts only those), interpolated within its window from the
+/// windows' treatment counts; past the last one, the end of the trace.
+fn trace_position(tallies: &[[Tally; 2]], window: u64, seq: u64) -> u64 {
+    let mut before = 0u64;
+    for (w, t) in tallies.iter().enumerate() {
+        let n = t[1].requests;
+        if n > 0 && seq <= before + n {
+            let into = (seq - before) as f64 / n as f64;
+            return w as u64 * window + (into * window as f64).round() as u64;
+        }
+        before += n;
+    }
+    tallies.len() as u64 * window
 }
 
 /// Requests, distinct objects and working set (objects or first-seen bytes) per group.
@@ -480,7 +578,7 @@ fn report(
     crossover: bool,
     run: ArmsRun,
 ) -> AbReport {
-    let ArmsRun { counters: c, tallies, candidates_dropped } = run;
+    let ArmsRun { counters: c, tallies, candidates_dropped, timeline } = run;
     let sum = |g: usize| {
         tallies
             .iter()
@@ -518,12 +616,63 @@ fn report(
         candidates_dropped,
         control_windows: control,
         treatment_windows: treatment,
+        timeline,
+        recovery: None,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recovery_finds_the_gain_before_a_change_its_dip_and_the_way_back() {
+        let control = vec![0.5; 10];
+        // Gain 0.2 for four windows, a change after request 400, then 0.0, 0.05, 0.1, 0.19.
+        let gains = [0.2, 0.2, 0.2, 0.2, 0.0, 0.05, 0.1, 0.19, 0.2, 0.2];
+        let treatment: Vec<f64> = gains.iter().map(|g| 0.5 + g).collect();
+        let report = AbReport {
+            policy: "lru".into(),
+            prefetch: "ml".into(),
+            cache_size: 10,
+            control_cache_size: 5,
+            treatment_cache_size: 5,
+            window: 100,
+            crossover: false,
+            control_hit_ratio: 0.5,
+            treatment_hit_ratio: 0.6,
+            improvement: None,
+            ci95: None,
+            p_value: None,
+            paired_p_value: None,
+            effect_size: None,
+            windows: 10,
+            windows_skipped: 0,
+            control_requests: 500,
+            control_hits: 250,
+            treatment_requests: 500,
+            treatment_hits: 300,
+            prefetches_issued: 0,
+            prefetches_used: 0,
+            prefetches_evicted_unused: 0,
+            candidates_dropped: 0,
+            control_windows: control,
+            treatment_windows: treatment,
+            timeline: None,
+            recovery: None,
+        };
+        let r = recovery(&report, 400).expect("a gain to recover");
+        assert!((r.gain_before - 0.2).abs() < 1e-12);
+        assert!((r.dip_gain - 0.0).abs() < 1e-12);
+        assert_eq!(r.dip_at, 500);
+        // 0.19 >= 0.9 x 0.2 in window 7, which ends at request 800.
+        assert_eq!(r.recovered_after, Some(400));
+        assert!(recovery(&report, 50).is_none(), "no whole window before the change");
+        let skipped = AbReport { windows_skipped: 1, ..report.clone() };
+        assert!(recovery(&skipped, 400).is_none());
+        let flat = AbReport { treatment_windows: vec![0.5; 10], ..report };
+        assert!(recovery(&flat, 400).is_none(), "no gain before: nothing to recover");
+    }
     use crate::sim::PolicyCache;
     use crate::tier::Lru;
     use augur_simulators::Op;
@@ -604,6 +753,18 @@ mod tests {
         assert_eq!((c, tr, skipped), (vec![4.0 / 6.0], vec![3.0 / 8.0], 0), "a shorter one is folded");
         let (c, tr, skipped) = window_ratios(vec![[t(0, 0), t(10, 1)], [t(4, 2), t(6, 3)]], 10);
         assert_eq!((c, tr, skipped), (vec![0.5], vec![0.5], 1), "a window without control requests is skipped");
+    }
+
+    #[test]
+    fn prefetcher_positions_become_trace_positions() {
+        let t = |control, treatment| [Tally { requests: control, hits: 0 }, Tally { requests: treatment, hits: 0 }];
+        // Windows of 10 requests: 5, 0 and 2 of them the treatment's.
+        let tallies = [t(5, 5), t(10, 0), t(8, 2)];
+        assert_eq!(trace_position(&tallies, 10, 1), 2);
+        assert_eq!(trace_position(&tallies, 10, 5), 10);
+        assert_eq!(trace_position(&tallies, 10, 6), 25, "the empty window is skipped");
+        assert_eq!(trace_position(&tallies, 10, 7), 30);
+        assert_eq!(trace_position(&tallies, 10, 99), 30, "past the end");
     }
 
     #[test]

@@ -145,6 +145,13 @@ pub struct EngineConfig {
     /// Where the learned prefetcher checkpoints its model versions (`None`: in
     /// memory only, retrained after a restart).
     pub model_dir: Option<PathBuf>,
+    /// Run a live A/B test of prefetching with windows of this length: keys split
+    /// by hash into a control group (no prefetching) and a treatment group, each
+    /// with half the cache (see `crate::live_ab`). Default off.
+    pub ab_window: Option<Duration>,
+    /// Most of one core the learned prefetcher's background training may use,
+    /// in (0, 1]. Default 0.5.
+    pub train_cpu_share: f64,
 }
 
 impl EngineConfig {
@@ -169,6 +176,8 @@ impl EngineConfig {
             prefetch: crate::prefetch::PrefetchKind::None,
             prefetch_budget: Default::default(),
             model_dir: None,
+            ab_window: None,
+            train_cpu_share: 0.5,
         }
     }
 }

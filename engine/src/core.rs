@@ -16,7 +16,6 @@
 //!   runs in its own task so a client that disconnects cannot strand the waiters.
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -32,7 +31,7 @@ use crate::engine::{SetCondition, SetOutcome, WriteTicket};
 use crate::error::{EngineError, EngineResult};
 use crate::prefetch::service::PrefetchHandle;
 use crate::stats::{Counters, EngineStats};
-use crate::tier::{Cached, EntryState, GpuTier, Lru, MokaTier, PolicyTier, Tier, TierEntry};
+use crate::tier::{Cached, EntryState, GpuTier, Lru, MokaTier, PolicyTier, SplitTier, Tier, TierEntry};
 use crate::wal::Wal;
 
 const SHARDS: usize = 1024;
@@ -78,6 +77,8 @@ pub(crate) struct Core {
     shutdown_done: tokio::sync::Mutex<bool>,
     /// The read path's end of the prefetch service, when prefetching is on.
     pub(crate) prefetch: std::sync::OnceLock<PrefetchHandle>,
+    /// The live A/B test, when on.
+    pub(crate) ab: Option<Arc<crate::live_ab::LiveAb>>,
 }
 
 impl Core {
@@ -103,7 +104,7 @@ impl Core {
                 "replayed the write-ahead log; flushing the replayed writes to the store"
             );
         }
-        let access_log = AccessLog::start(config.access_log, 1024, config.access_log_export.as_deref())
+        let access_log = AccessLog::start(config.access_log, 256, config.access_log_export.as_deref())
             .map_err(|e| EngineError::Startup(format!("cannot start the access log: {e}")))?;
         let core = Arc::new(Core {
             store,
@@ -120,11 +121,27 @@ impl Core {
             shutting_down: AtomicBool::new(false),
             shutdown_done: tokio::sync::Mutex::new(false),
             prefetch: std::sync::OnceLock::new(),
+            ab: config.ab_window.map(|w| Arc::new(crate::live_ab::LiveAb::new(w))),
             config,
         });
+        if let Some(ab) = core.ab.clone() {
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(ab.window);
+                every.tick().await;
+                loop {
+                    every.tick().await;
+                    // Ends with the last engine handle (the test is its only owner then).
+                    if Arc::strong_count(&ab) == 1 {
+                        return;
+                    }
+                    ab.close_window();
+                }
+            });
+        }
         let ml = crate::predict::MlConfig {
             background: true,
             model_dir: core.config.model_dir.clone(),
+            train_cpu_share: core.config.train_cpu_share,
             ..crate::predict::MlConfig::default()
         };
         let prefetcher = core
@@ -155,7 +172,7 @@ impl Core {
     /// logs from different runs agree). Not flooding-resistant, which only matters
     /// for maps keyed by it; here it only picks one of 1,024 counters.
     fn key_hash(&self, key: &[u8]) -> u64 {
-        rustc_hash::FxBuildHasher.hash_one(key)
+        crate::tier::key_hash(key)
     }
 
     fn shard(&self, key: &Bytes) -> usize {
@@ -198,7 +215,11 @@ impl Core {
             let hash = self.key_hash(key);
             let epoch = self.epochs[(hash as usize) % SHARDS].load(Ordering::SeqCst);
             let found = self.lookup_memory(key);
-            if let Some(p) = prefetch {
+            let treated = match &self.ab {
+                Some(ab) => ab.record(hash, found.is_some()),
+                None => true,
+            };
+            if let Some(p) = prefetch.filter(|_| treated) {
                 p.observe(key, found.is_some());
             }
             match found {
@@ -311,9 +332,30 @@ impl Core {
         self.tier.contains(key) || self.dirty.lock().get(key).is_some()
     }
 
-    /// Prefetched entries read so far, and evicted unread so far.
-    pub(crate) fn prefetch_outcomes(&self) -> (u64, u64) {
-        (self.counters.prefetch_hits.load(Ordering::Relaxed), self.tier.prefetched_evicted_unused())
+    /// Whether the prefetcher may fetch `key`: always, except a control-group key
+    /// during a live A/B test (counted as dropped).
+    pub(crate) fn prefetch_allowed(&self, key: &Bytes) -> bool {
+        match &self.ab {
+            Some(ab) if !ab.treated(self.key_hash(key)) => {
+                ab.control_candidates_dropped.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+            _ => true,
+        }
+    }
+
+    /// Running totals the prefetch service steers and budgets by: prefetched
+    /// entries read and evicted unread, demand misses, and keys read from the
+    /// store for clients (what the budget's store share is measured against).
+    pub(crate) fn prefetch_feedback(&self) -> crate::prefetch::service::Feedback {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        crate::prefetch::service::Feedback {
+            used: get(&self.counters.prefetch_hits),
+            wasted: self.tier.prefetched_evicted_unused(),
+            late: get(&self.counters.prefetch_late),
+            misses: get(&self.counters.misses),
+            demand_store_reads: get(&self.counters.store_reads),
+        }
     }
 
     /// Reads `keys` from the store for the prefetcher and caches the present ones
@@ -518,12 +560,19 @@ impl Core {
             prefetch_evicted_unused: self.tier.prefetched_evicted_unused(),
             prefetch_events_dropped: pf.map_or(0, |p| get(&p.counters.events_dropped)),
             prefetch_queue_dropped: pf.map_or(0, |p| get(&p.counters.queue_dropped)),
+            prefetch_queue_expired: pf.map_or(0, |p| get(&p.counters.queue_expired)),
+            prefetch_share_limited: pf.map_or(0, |p| get(&p.counters.share_limited)),
             prefetch_queue_depth: pf.map_or(0, |p| get(&p.counters.queue_depth)),
-            prefetch_accuracy: ratio(get(&c.prefetch_hits), get(&c.prefetch_inserted)),
+            prefetch_accuracy: ratio(
+                get(&c.prefetch_hits),
+                get(&c.prefetch_hits) + self.tier.prefetched_evicted_unused() + get(&c.prefetch_late),
+            ),
             prefetch_coverage: ratio(get(&c.prefetch_hits), get(&c.prefetch_hits) + get(&c.misses)),
             prefetch_model_version: status.as_ref().map_or(0, |s| u64::from(s.version)),
             prefetch_threshold: status.as_ref().map_or(f64::NAN, |s| f64::from(s.threshold)),
             prefetch_model_accuracy: status.as_ref().map_or(f64::NAN, |s| s.accuracy),
+            prefetch_versions: pf
+                .map_or_else(Vec::new, |p| p.counters.versions.lock().unwrap_or_else(|e| e.into_inner()).clone()),
             prefetcher: match (pf, status.as_ref().and_then(|s| s.model)) {
                 (None, _) => "none".to_string(),
                 (Some(p), None) => p.name.to_string(),
@@ -549,6 +598,7 @@ impl Core {
             eviction: self.tier.name().to_string(),
             wal_error: self.wal.failure(),
             access_log: self.access_log.stats(),
+            ab: self.ab.as_ref().map(|ab| ab.stats()),
         }
     }
 
@@ -603,12 +653,21 @@ impl Core {
 /// The tier `config.tier` asks for: the GPU tier if requested or (auto) usable,
 /// else the CPU tier.
 fn open_tier(config: &EngineConfig) -> EngineResult<Arc<dyn Tier>> {
-    let cpu_tier = || -> Arc<dyn Tier> {
+    let cpu = |bytes: u64| -> Box<dyn Tier> {
         match config.eviction {
-            EvictionKind::Moka => Arc::new(MokaTier::new(config.cache_bytes)),
-            EvictionKind::Lru => Arc::new(PolicyTier::new(Lru::<Bytes>::new(), config.cache_bytes)),
+            EvictionKind::Moka => Box::new(MokaTier::new(bytes)),
+            EvictionKind::Lru => Box::new(PolicyTier::new(Lru::<Bytes>::new(), bytes)),
         }
     };
+    let cpu_tier = || -> Arc<dyn Tier> { Arc::from(cpu(config.cache_bytes)) };
+    if config.ab_window.is_some() {
+        // The A/B test's two halves; the GPU tier has no split (yet).
+        if config.tier == TierKind::Gpu {
+            return Err(EngineError::Startup("--ab runs on the CPU tier only; use --tier cpu or auto".into()));
+        }
+        let half = config.cache_bytes / 2;
+        return Ok(Arc::new(SplitTier::new(cpu(half), cpu(config.cache_bytes - half))));
+    }
     Ok(match config.tier {
         TierKind::Cpu => cpu_tier(),
         TierKind::Gpu => {

@@ -30,6 +30,8 @@
 //! - [`ab`]: A/B tests of prefetching in the simulator (`augur ab`): requests split
 //!   by key hash into a control and a treatment cache, hit ratios compared per window.
 //! - [`stats`]: counters for INFO.
+//! - [`validate`]: the spec's validation list as one release gate (`augur validate`):
+//!   A/B hit ratios, prefetch accuracy, inference latency, logging overhead, a report.
 
 pub mod ab;
 pub mod access_log;
@@ -39,6 +41,7 @@ mod dirty;
 pub mod engine;
 pub mod error;
 mod flusher;
+pub mod live_ab;
 pub mod metrics;
 pub mod predict;
 pub mod prefetch;
@@ -46,6 +49,7 @@ pub mod server;
 pub mod sim;
 pub mod stats;
 pub mod tier;
+pub mod validate;
 pub mod wal;
 
 pub use crate::config::{parse_bytes, EngineConfig, EvictionKind, SyncPolicy, TierKind};

@@ -357,6 +357,15 @@ fn route(head: &[u8]) -> Route {
     }
 }
 
+/// Per-model-version prefetch counters, labelled `version` (accuracy and
+/// coverage are ratios of these, left to the query).
+const VERSION_FIGURES: [(&str, &str); 4] = [
+    ("issued", "Keys prefetched while this model version was active."),
+    ("used", "Prefetched entries read while this model version was active."),
+    ("evicted_unused", "Prefetched entries evicted unread while this model version was active."),
+    ("late", "Prefetches a client's own read beat while this model version was active."),
+];
+
 /// Publishes one [`EngineStats`] snapshot through the facade (see the module docs
 /// for the names).
 pub fn publish_engine(stats: &EngineStats) {
@@ -370,7 +379,36 @@ pub fn publish_engine(stats: &EngineStats) {
             }
         }
         metrics::describe_gauge!("augur_info", "Always 1; the labels say what this server runs.");
+        for (name, help) in VERSION_FIGURES {
+            metrics::describe_counter!(format!("augur_prefetch_model_{name}_total"), help);
+        }
+        metrics::describe_counter!("augur_ab_hits_total", "Live A/B test: reads served from memory, by group.");
+        metrics::describe_counter!("augur_ab_misses_total", "Live A/B test: reads that asked the store, by group.");
+        metrics::describe_gauge!(
+            "augur_ab_improvement",
+            "Live A/B test: relative hit-ratio improvement over the windows."
+        );
+        metrics::describe_gauge!("augur_ab_paired_p_value", "Live A/B test: the paired t-test's p-value.");
     });
+    if let Some(ab) = &stats.ab {
+        for (g, group) in ["control", "treatment"].into_iter().enumerate() {
+            metrics::counter!("augur_ab_hits_total", "group" => group).absolute(ab.hits[g]);
+            metrics::counter!("augur_ab_misses_total", "group" => group).absolute(ab.misses[g]);
+        }
+        if let Some(s) = &ab.summary {
+            metrics::gauge!("augur_ab_improvement").set(s.improvement);
+            metrics::gauge!("augur_ab_paired_p_value").set(s.paired_p_value.unwrap_or(f64::NAN));
+        }
+    }
+    for v in &stats.prefetch_versions {
+        let version = v.version.to_string();
+        for (name, value) in
+            [("issued", v.issued), ("used", v.used), ("evicted_unused", v.evicted_unused), ("late", v.late)]
+        {
+            metrics::counter!(format!("augur_prefetch_model_{name}_total"), "version" => version.clone())
+                .absolute(value);
+        }
+    }
     for f in &fields {
         match f.kind {
             // Counters are exported exactly: the engine's own counts are u64.

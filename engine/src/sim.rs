@@ -153,6 +153,10 @@ impl<P: SimPolicy> SimCache for PolicyCache<P> {
         propose(&mut self.prefetcher, &mut self.outcomes, self.evicted_unused, req, hit, out);
     }
 
+    fn prefetch_late(&mut self, _key: u64) {
+        self.outcomes.late += 1;
+    }
+
     fn insert_prefetched(&mut self, key: u64, size: u32, _now: u64) {
         if let Some(p) = self.prefetcher.as_mut() {
             p.on_issued(&key);
@@ -220,8 +224,10 @@ impl MokaCache {
 #[derive(Debug, Default, Clone, Copy)]
 struct Outcomes {
     used: u64,
+    late: u64,
     reported_used: u64,
     reported_wasted: u64,
+    reported_late: u64,
 }
 
 /// Reports new prefetch outcomes, then asks the prefetcher, if any, for keys to
@@ -235,11 +241,14 @@ fn propose(
     out: &mut Vec<u64>,
 ) {
     let Some(p) = prefetcher.as_mut() else { return };
-    let (new_used, new_wasted) = (outcomes.used - outcomes.reported_used, wasted - outcomes.reported_wasted);
-    if new_used + new_wasted > 0 {
-        p.on_outcomes(new_used, new_wasted);
+    let new_used = outcomes.used - outcomes.reported_used;
+    let new_wasted = wasted - outcomes.reported_wasted;
+    let new_late = outcomes.late - outcomes.reported_late;
+    if new_used + new_wasted + new_late > 0 {
+        p.on_outcomes(new_used, new_wasted, new_late);
         outcomes.reported_used = outcomes.used;
         outcomes.reported_wasted = wasted;
+        outcomes.reported_late = outcomes.late;
     }
     p.set_time(req.time_us as f64 / 1e6);
     p.on_request(&req.key, hit, out);
@@ -277,6 +286,10 @@ impl SimCache for MokaCache {
     fn prefetch_candidates(&mut self, req: &Request, hit: bool, _now: u64, out: &mut Vec<u64>) {
         let wasted = self.evicted_unused.load(Ordering::Relaxed);
         propose(&mut self.prefetcher, &mut self.outcomes, wasted, req, hit, out);
+    }
+
+    fn prefetch_late(&mut self, _key: u64) {
+        self.outcomes.late += 1;
     }
 
     fn insert_prefetched(&mut self, key: u64, size: u32, _now: u64) {
@@ -362,6 +375,26 @@ impl FromStr for PrefetchKind {
     }
 }
 
+/// A simulated cache that may hold a prefetcher: how a runner reads what a
+/// learning prefetcher did ([`Prefetcher::timeline`]) once a replay is over,
+/// without the harness's [`SimCache`] knowing about prefetchers.
+pub trait PrefetchingCache: SimCache {
+    /// The prefetcher, if the cache has one.
+    fn prefetcher(&self) -> Option<&dyn Prefetcher<u64>>;
+}
+
+impl<P: SimPolicy> PrefetchingCache for PolicyCache<P> {
+    fn prefetcher(&self) -> Option<&dyn Prefetcher<u64>> {
+        self.prefetcher.as_deref()
+    }
+}
+
+impl PrefetchingCache for MokaCache {
+    fn prefetcher(&self) -> Option<&dyn Prefetcher<u64>> {
+        self.prefetcher.as_deref()
+    }
+}
+
 /// Work on caches of one policy, generic over the cache type:
 /// [`PolicyKind::with_cache`] holds the one `match` from a policy to its cache
 /// type, for [`replay_one`] (one cache) and the A/B runner (two of the same type).
@@ -369,7 +402,7 @@ pub(crate) trait CacheUser {
     /// What the work returns.
     type Output;
     /// Does the work; `make(capacity, prefetcher)` builds a cache of the policy.
-    fn run<C: SimCache>(self, make: impl Fn(u64, Option<Box<dyn Prefetcher<u64>>>) -> C) -> Self::Output;
+    fn run<C: PrefetchingCache>(self, make: impl Fn(u64, Option<Box<dyn Prefetcher<u64>>>) -> C) -> Self::Output;
 }
 
 impl PolicyKind {
@@ -397,7 +430,7 @@ pub fn replay_one(
     struct One<'a>(&'a mut dyn TraceReader, PrefetchKind, u64, &'a ReplayOptions);
     impl CacheUser for One<'_> {
         type Output = Result<Counters, TraceError>;
-        fn run<C: SimCache>(self, make: impl Fn(u64, Option<Box<dyn Prefetcher<u64>>>) -> C) -> Self::Output {
+        fn run<C: PrefetchingCache>(self, make: impl Fn(u64, Option<Box<dyn Prefetcher<u64>>>) -> C) -> Self::Output {
             let One(reader, prefetch, capacity, options) = self;
             harness::replay(reader, &mut make(capacity, prefetch.build::<u64>()), options)
         }
@@ -424,6 +457,9 @@ pub struct SimPlan {
     pub ignore_obj_size: bool,
     /// Progress bars on a terminal.
     pub progress: bool,
+    /// Requests between issuing a prefetch and its landing (0: at once); see
+    /// `ReplayOptions::prefetch_delay`.
+    pub prefetch_delay: u64,
 }
 
 impl SimPlan {
@@ -438,7 +474,13 @@ impl SimPlan {
 
     /// The options of one replay of this plan.
     pub(crate) fn replay_options(&self, expected_requests: Option<u64>, label: String) -> ReplayOptions {
-        ReplayOptions { ignore_obj_size: self.ignore_obj_size, expected_requests, progress: self.progress, label }
+        ReplayOptions {
+            ignore_obj_size: self.ignore_obj_size,
+            expected_requests,
+            progress: self.progress,
+            label,
+            prefetch_delay: self.prefetch_delay,
+        }
     }
 }
 

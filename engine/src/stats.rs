@@ -97,9 +97,14 @@ pub struct EngineStats {
     pub prefetch_events_dropped: u64,
     /// Proposals dropped from the full prefetch queue.
     pub prefetch_queue_dropped: u64,
+    /// Proposals dropped because they waited past their useful age.
+    pub prefetch_queue_expired: u64,
+    /// Prefetch reads withheld by the store-share limit.
+    pub prefetch_share_limited: u64,
     /// Proposals waiting for the executor.
     pub prefetch_queue_depth: u64,
-    /// Prefetch hits / prefetched entries cached (NaN before the first).
+    /// Prefetch hits / prefetches resolved: hit, evicted unread, or beaten by a
+    /// client's own read (NaN before the first).
     pub prefetch_accuracy: f64,
     /// Prefetch hits / (prefetch hits + misses): the share of would-be misses
     /// prefetching turned into hits.
@@ -153,6 +158,10 @@ pub struct EngineStats {
     pub wal_error: Option<String>,
     /// Access-log counters.
     pub access_log: crate::access_log::AccessLogStats,
+    /// Prefetch outcomes per model version, oldest first.
+    pub prefetch_versions: Vec<crate::prefetch::service::VersionOutcomes>,
+    /// The live A/B test, when on.
+    pub ab: Option<crate::live_ab::LiveAbStats>,
 }
 
 /// How a figure is exported to Prometheus.
@@ -193,7 +202,7 @@ impl EngineStats {
     /// them at scrape time. A new field takes one line here.
     pub fn export(&self) -> Vec<StatField> {
         let mut fields = export_fields!(self;
-            other: prefetcher, sync_policy, store, store_durability, eviction, wal_error, access_log;
+            other: prefetcher, sync_policy, store, store_durability, eviction, wal_error, access_log, prefetch_versions, ab;
             Counter hits: "Reads served from memory (dirty set or tier).",
             Counter misses: "Reads that had to ask the store.",
             Counter negative_hits: "Reads answered absent from the negative cache.",
@@ -214,8 +223,10 @@ impl EngineStats {
             Counter prefetch_evicted_unused: "Prefetched entries evicted before anyone read them.",
             Counter prefetch_events_dropped: "Read events the predictor thread could not keep up with.",
             Counter prefetch_queue_dropped: "Proposals dropped from the full prefetch queue.",
+            Counter prefetch_queue_expired: "Proposals dropped because they waited past their useful age.",
+            Counter prefetch_share_limited: "Prefetch reads withheld by the store-share limit.",
             Gauge prefetch_queue_depth: "Proposals waiting for the prefetch executor.",
-            Gauge prefetch_accuracy: "Prefetch hits over prefetched entries cached.",
+            Gauge prefetch_accuracy: "Prefetch hits over prefetches resolved (hit, evicted unread or late).",
             Gauge prefetch_coverage: "Prefetch hits over prefetch hits plus misses.",
             Gauge prefetch_model_version: "The predictor's active model version (0 = none).",
             Gauge prefetch_threshold: "The predictor's probability threshold.",

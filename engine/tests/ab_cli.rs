@@ -35,6 +35,7 @@ fn ab(trace: PathBuf, prefetch: PrefetchKind, crossover: bool) -> AbReport {
         sizes: parse_sizes("10%").expect("sizes"),
         ignore_obj_size: true,
         progress: false,
+        prefetch_delay: 0,
     };
     let plan = AbPlan { sim, window: None, crossover };
     let mut reports = run_ab(&plan, |_| {}).expect("ab").reports;

@@ -107,3 +107,67 @@ fn learned_prefetcher_starts_reports_and_rejects_unknown_names() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--prefetch") && err.contains("oracle"), "{err}");
 }
+
+#[test]
+fn a_live_ab_test_prefetches_only_the_treatment_group_and_reports_the_effect() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let augur = Augur::start(
+        dir.path(),
+        &["--prefetch", "markov", "--cache-size", "1MiB", "--eviction", "lru", "--ab", "true", "--ab-window-ms", "250"],
+    );
+    let client = redis::Client::open(augur.url()).expect("client");
+    let mut con = client.get_connection().expect("connect");
+    let keys: Vec<String> = (0..3000).map(|i| format!("page:{}", (i * 7919) % 100_003)).collect();
+    let value = "v".repeat(2048);
+    // A few hot keys read all along give the control group hits of its own, so
+    // the relative improvement is defined.
+    let hot: Vec<String> = (0..20).map(|i| format!("hot:{i}")).collect();
+    for k in keys.iter().chain(&hot) {
+        let _: () = con.set(k, &value).expect("SET");
+    }
+    wait_flushed(&mut con);
+    let field = |con: &mut redis::Connection, name: &str| -> f64 {
+        info_field(con, name).parse().unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    let started = Instant::now();
+    for _ in 0..4 {
+        for (i, k) in keys.iter().enumerate() {
+            let got: String = con.get(k).expect("GET");
+            assert_eq!(got.len(), 2048);
+            if i % 20 == 0 {
+                let _: String = con.get(&hot[i / 20 % hot.len()]).expect("GET hot");
+            }
+            std::thread::sleep(Duration::from_micros(300));
+        }
+    }
+    // Let at least one more window close after the last read.
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(started.elapsed() > Duration::from_secs(1), "several windows must have closed");
+
+    // Every read is counted in exactly one group.
+    let group_hits = field(&mut con, "ab_control_hits") + field(&mut con, "ab_treatment_hits");
+    let group_misses = field(&mut con, "ab_control_misses") + field(&mut con, "ab_treatment_misses");
+    assert_eq!(group_hits, field(&mut con, "keyspace_hits"));
+    assert_eq!(group_misses, field(&mut con, "keyspace_misses"));
+    // A cycle through ~6 MB with half of 1 MiB per group: only prefetching hits.
+    let control = field(&mut con, "ab_control_hit_ratio");
+    let treatment = field(&mut con, "ab_treatment_hit_ratio");
+    assert!(control > 0.0 && control < 0.2, "the control group has no prefetching: hit ratio {control}");
+    assert!(treatment > control + 0.3, "treatment {treatment} against control {control}");
+    // The prefetcher sees only treatment reads, so its proposals are treatment keys
+    // (a control key it names is dropped and counted here).
+    let _dropped = field(&mut con, "ab_control_candidates_dropped");
+    let windows = field(&mut con, "ab_windows");
+    let info: String = redis::cmd("INFO").arg("ab").query(&mut con).expect("INFO ab");
+    assert!(windows >= 3.0, "{info}");
+    assert!(field(&mut con, "ab_improvement") > 0.5);
+    assert!(field(&mut con, "ab_paired_p_value") < 0.01);
+    // Outcomes per model version (v0: a non-learned prefetcher).
+    let v0 = info_field(&mut con, "prefetch_model_v0");
+    let issued: u64 = v0
+        .split(',')
+        .find_map(|kv| kv.strip_prefix("issued="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{v0}"));
+    assert!(issued > 500, "{v0}");
+}

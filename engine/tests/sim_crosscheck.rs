@@ -34,6 +34,7 @@ fn plan(trace: PathBuf, format: TraceFormat, policies: Vec<PolicyKind>) -> SimPl
         sizes: parse_sizes(SIZES).expect("sizes"),
         ignore_obj_size: true,
         progress: false,
+        prefetch_delay: 0,
     }
 }
 

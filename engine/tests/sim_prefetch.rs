@@ -22,6 +22,7 @@ fn run(kind: GenKind, policies: &[PolicyKind], prefetchers: &[PrefetchKind], siz
         sizes: parse_sizes(sizes).expect("sizes"),
         ignore_obj_size: true,
         progress: false,
+        prefetch_delay: 0,
     };
     run_plan(&plan, |_| {}).expect("sim").reports
 }

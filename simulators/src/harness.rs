@@ -60,6 +60,9 @@ pub trait SimCache {
     fn prefetch_candidates(&mut self, _req: &Request, _hit: bool, _now: u64, _out: &mut Vec<u64>) {}
     /// Inserts a prefetched object of `size` (already fetched from the store).
     fn insert_prefetched(&mut self, _key: u64, _size: u32, _now: u64) {}
+    /// A prefetch of `key` landed after a demand read had already cached it
+    /// (only with a prefetch delay); it is not inserted.
+    fn prefetch_late(&mut self, _key: u64) {}
     /// Prefetched entries evicted before any demand hit, so far.
     fn evicted_unused(&self) -> u64 {
         0
@@ -77,6 +80,11 @@ pub struct ReplayOptions {
     pub progress: bool,
     /// Label shown on the progress bar.
     pub label: String,
+    /// Requests between issuing a prefetch and its value landing in the cache: 0
+    /// (the default) lands it at once; a server's prefetch takes a store read and
+    /// a few thread hand-offs, during which a fast client may ask for the key
+    /// itself. A key cached by then is counted late and not inserted.
+    pub prefetch_delay: u64,
 }
 
 /// Raw counts of one replay.
@@ -100,6 +108,9 @@ pub struct Counters {
     pub prefetches_used: u64,
     /// Prefetched entries evicted without a hit.
     pub prefetches_evicted_unused: u64,
+    /// Prefetches that landed after a demand read had cached the key (only with
+    /// a `prefetch_delay`).
+    pub prefetches_late: u64,
     /// Malformed records skipped.
     pub skipped: u64,
     /// Wall time of the replay loop.
@@ -129,6 +140,9 @@ struct Replay {
     /// Sizes matter for prefetches only in byte mode; in object mode skip the map.
     track_sizes: bool,
     ignore_obj_size: bool,
+    delay: u64,
+    /// Prefetches in flight: (lands at, key, size), oldest first.
+    in_flight: std::collections::VecDeque<(u64, u64, u32)>,
 }
 
 impl Replay {
@@ -141,6 +155,15 @@ impl Replay {
             req.size = 1;
         }
         c.bytes += real_size;
+        while self.in_flight.front().is_some_and(|&(due, _, _)| due <= now) {
+            let Some((_, key, size)) = self.in_flight.pop_front() else { break };
+            if cache.contains(key) {
+                c.prefetches_late += 1;
+                cache.prefetch_late(key);
+            } else {
+                cache.insert_prefetched(key, size, now);
+            }
+        }
         let writes = matches!(req.op, Op::Write | Op::Delete);
         if writes {
             c.store_writes += 1;
@@ -183,7 +206,11 @@ impl Replay {
             let size = if self.track_sizes { self.store.sizes.get(&key).copied().unwrap_or(req.size) } else { 1 };
             self.c.store_reads += 1;
             self.c.prefetches_issued += 1;
-            cache.insert_prefetched(key, size, now);
+            if self.delay == 0 {
+                cache.insert_prefetched(key, size, now);
+            } else {
+                self.in_flight.push_back((now + self.delay, key, size));
+            }
         }
     }
 }
@@ -205,6 +232,8 @@ pub fn replay<C: SimCache + ?Sized>(
         prefetching,
         track_sizes: prefetching && !options.ignore_obj_size,
         ignore_obj_size: options.ignore_obj_size,
+        delay: options.prefetch_delay,
+        in_flight: std::collections::VecDeque::new(),
     };
     let bar = progress_bar(options);
     let start = Instant::now();

@@ -28,7 +28,11 @@ const COLORS: [RGBColor; 10] = [
     RGBColor(23, 190, 207),
 ];
 
-fn register_font() -> Result<(), String> {
+/// Registers the embedded DejaVu Sans face as plotters' `sans-serif`, once per
+/// process. Any plot in the workspace needs it: cargo unifies plotters' features,
+/// so every crate's plotters has the `ab_glyph` text backend this crate enables,
+/// and that backend measures text with registered fonts only.
+pub fn register_font() -> Result<(), String> {
     static ONCE: Once = Once::new();
     let mut result = Ok(());
     ONCE.call_once(|| {

@@ -38,6 +38,9 @@ pub struct Report {
     pub prefetches_used: u64,
     /// Prefetched objects dropped without a hit (evicted, or refused entry).
     pub prefetches_evicted_unused: u64,
+    /// Prefetches that landed after a demand read had cached the key (with a
+    /// simulated prefetch delay).
+    pub prefetches_late: u64,
     /// used ÷ issued.
     pub accuracy: Option<f64>,
     /// (baseline misses − misses) ÷ baseline misses, where the baseline is the same
@@ -84,6 +87,7 @@ impl Report {
             prefetches_issued: c.prefetches_issued,
             prefetches_used: c.prefetches_used,
             prefetches_evicted_unused: c.prefetches_evicted_unused,
+            prefetches_late: c.prefetches_late,
             accuracy,
             coverage,
             requests_per_sec: if secs > 0.0 { c.requests as f64 / secs } else { 0.0 },
@@ -106,6 +110,24 @@ pub fn from_json(text: &str) -> Result<Vec<Report>, TraceError> {
 
 fn opt(x: Option<f64>) -> String {
     x.map_or_else(|| "-".to_string(), |v| format!("{v:.4}"))
+}
+
+/// What the machine is, from /proc: CPU model, CPUs this process may use, memory and
+/// kernel, for the header of every measured report.
+pub fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name")?.split_once(':').map(|(_, v)| v.trim().to_string()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_gib = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:")?.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or("?".to_string(), |kb| format!("{:.1}", kb / (1 << 20) as f64));
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{model}, {cpus} CPUs (nproc), {mem_gib} GiB RAM, Linux {}", kernel.trim())
 }
 
 /// Formats a size for the table: objects as a count, bytes with a binary unit.
@@ -139,6 +161,7 @@ pub fn to_table(reports: &[Report], object_mode: bool) -> String {
         "pf_issued",
         "pf_used",
         "pf_unused",
+        "pf_late",
         "accuracy",
         "coverage",
         "Mreq/s",
@@ -154,6 +177,7 @@ pub fn to_table(reports: &[Report], object_mode: bool) -> String {
             r.prefetches_issued.to_string(),
             r.prefetches_used.to_string(),
             r.prefetches_evicted_unused.to_string(),
+            r.prefetches_late.to_string(),
             opt(r.accuracy),
             opt(r.coverage),
             format!("{:.2}", r.requests_per_sec / 1e6),
@@ -242,6 +266,7 @@ mod tests {
             "prefetches_issued",
             "prefetches_used",
             "prefetches_evicted_unused",
+            "prefetches_late",
             "accuracy",
             "coverage",
             "requests_per_sec",

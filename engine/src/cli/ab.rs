@@ -10,7 +10,7 @@
 use super::sim_flags::SimFlags;
 use super::trace_args::report_skipped;
 use anyhow::Context;
-use augur_engine::ab::{run_ab, AbPlan, AbReport};
+use augur_engine::ab::{recovery, run_ab, AbPlan, AbReport};
 use augur_simulators::report::runs_table;
 use clap::Args;
 
@@ -44,12 +44,17 @@ pub struct AbArgs {
     /// Print JSON (one object, or an array when several runs) instead of a table.
     #[arg(long)]
     json: bool,
+    /// The request position where the workload changes (e.g. half of a `shift` or
+    /// `phase` trace): reports the gain before it, the dip after it and the
+    /// requests until 90% of the gain is back.
+    #[arg(long)]
+    change_at: Option<u64>,
 }
 
 /// Runs `augur ab`.
 pub fn run(args: AbArgs) -> anyhow::Result<()> {
     let plan = AbPlan { sim: args.sim.plan()?, window: args.window, crossover: args.crossover };
-    let outcome = run_ab(&plan, |r| {
+    let mut outcome = run_ab(&plan, |r| {
         eprintln!(
             "augur ab: {}/{}/{}: control {:.4}, treatment {:.4}, {} windows",
             r.policy, r.prefetch, r.cache_size, r.control_hit_ratio, r.treatment_hit_ratio, r.windows
@@ -57,6 +62,11 @@ pub fn run(args: AbArgs) -> anyhow::Result<()> {
     })
     .with_context(|| format!("A/B test on {}", plan.sim.trace.display()))?;
     report_skipped("ab", outcome.skipped, outcome.first_skip.as_deref());
+    if let Some(at) = args.change_at {
+        for r in &mut outcome.reports {
+            r.recovery = recovery(r, at);
+        }
+    }
     if args.json {
         let text = match outcome.reports.as_slice() {
             [one] => serde_json::to_string_pretty(one),
@@ -75,6 +85,27 @@ pub fn run(args: AbArgs) -> anyhow::Result<()> {
             outcome.working_set[1],
         );
         print!("{}", table(&outcome.reports, plan.sim.ignore_obj_size));
+        if let Some(at) = args.change_at {
+            for r in &outcome.reports {
+                let label = format!("{}/{}/{}", r.policy, r.prefetch, r.cache_size);
+                match r.recovery {
+                    Some(x) => println!(
+                        "{label}: before request {at}: control {:.4}, treatment {:.4} (gain {:+.4}); dip {:+.4} in the \
+                         window ending at {}; 90% of the gain back {}",
+                        x.control_before,
+                        x.treatment_before,
+                        x.gain_before,
+                        x.dip_gain,
+                        x.dip_at,
+                        x.recovered_after
+                            .map_or_else(|| "never, within the trace".to_string(), |n| format!("{n} requests after the change")),
+                    ),
+                    None => println!(
+                        "{label}: no recovery figure (no gain before request {at}, no whole window on one side, or skipped windows)"
+                    ),
+                }
+            }
+        }
     }
     Ok(())
 }

@@ -12,7 +12,8 @@ use clap::Args;
 /// Flags of `augur gen`.
 #[derive(Debug, Args)]
 pub struct GenArgs {
-    /// Workload: zipf, uniform, scan, loop, sessions, periodic, graph, phase or mix.
+    /// Workload: zipf, uniform, scan, loop, sessions, periodic, graph, phase (zipf, then
+    /// sessions), shift (sessions, then other sessions) or mix.
     #[arg(long)]
     kind: String,
     /// Number of requests.

@@ -8,6 +8,7 @@ mod serve;
 mod sim;
 mod sim_flags;
 mod trace_args;
+mod validate;
 
 use clap::{Parser, Subcommand};
 
@@ -38,6 +39,11 @@ enum Command {
     /// A/B test of prefetching on a trace: control (no prefetching) against
     /// treatment, split by key hash, with per-window t-tests.
     Ab(ab::AbArgs),
+    /// The spec's validation list as a release gate: A/B hit ratios on traces with
+    /// and without structure, prefetch accuracy, inference latency and logging
+    /// overhead against their targets; writes a Markdown report with plots and
+    /// exits 1 when a target is missed.
+    Validate(validate::ValidateArgs),
 }
 
 /// Runs the chosen subcommand.
@@ -49,6 +55,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Replay(args) => replay::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Ab(args) => ab::run(args),
+        Command::Validate(args) => validate::run(args),
     }
 }
 

@@ -98,9 +98,24 @@ pub struct ServeArgs {
     /// Most store reads per second spent on prefetching [default: 5000].
     #[arg(long)]
     prefetch_budget: Option<u32>,
+    /// Most of the store's read load prefetching may be, 0-1 (0.5: no more prefetch
+    /// reads than demand reads; 1: no share limit) [default: 0.5].
+    #[arg(long)]
+    prefetch_store_share: Option<f64>,
     /// Where `--prefetch ml` keeps its model checkpoints [default: models/ beside the WAL directory].
     #[arg(long)]
     model_dir: Option<PathBuf>,
+    /// Live A/B test of prefetching: keys split by hash into a control group (no
+    /// prefetching) and a treatment group, each with half the cache; INFO ab shows
+    /// per-group hit ratios and the test [default: false].
+    #[arg(long)]
+    ab: Option<bool>,
+    /// Length of one A/B window in milliseconds [default: 10000].
+    #[arg(long)]
+    ab_window_ms: Option<u64>,
+    /// Most of one core `--prefetch ml`'s background training may use, 0-1 [default: 0.5].
+    #[arg(long)]
+    train_cpu_share: Option<f64>,
 }
 
 /// The same settings as read from the TOML file.
@@ -132,7 +147,11 @@ struct FileConfig {
     metrics: Option<String>,
     prefetch: Option<String>,
     prefetch_budget: Option<u32>,
+    prefetch_store_share: Option<f64>,
     model_dir: Option<PathBuf>,
+    ab: Option<bool>,
+    ab_window_ms: Option<u64>,
+    train_cpu_share: Option<f64>,
 }
 
 /// Settings after merging flags, file and defaults.
@@ -209,6 +228,21 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
     }
     if let Some(n) = pick!(prefetch_budget) {
         engine.prefetch_budget.store_reads_per_sec = n;
+    }
+    if let Some(share) = pick!(train_cpu_share) {
+        if !(share > 0.0 && share <= 1.0) {
+            bail!("--train-cpu-share must be in (0, 1], got {share}");
+        }
+        engine.train_cpu_share = share;
+    }
+    if pick!(ab).unwrap_or(false) {
+        engine.ab_window = Some(Duration::from_millis(pick!(ab_window_ms).unwrap_or(10_000).max(10)));
+    }
+    if let Some(share) = pick!(prefetch_store_share) {
+        if !(share > 0.0 && share <= 1.0) {
+            bail!("--prefetch-store-share must be in (0, 1], got {share}");
+        }
+        engine.prefetch_budget.store_share = share;
     }
     if engine.prefetch != PrefetchKind::None && engine.eviction == EvictionKind::Moka {
         // TinyLFU admission refuses most prefetched keys (they have no request

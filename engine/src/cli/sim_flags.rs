@@ -32,6 +32,11 @@ pub struct SimFlags {
     /// Count objects, not bytes (every object has size 1).
     #[arg(long)]
     ignore_obj_size: bool,
+    /// Requests between issuing a prefetch and its value landing in the cache, as
+    /// a server's store read takes time (0: at once). A key a client reads first
+    /// is counted late (pf_late).
+    #[arg(long, default_value_t = 0)]
+    prefetch_delay: u64,
 }
 
 impl SimFlags {
@@ -47,6 +52,7 @@ impl SimFlags {
             sizes: parse_sizes(&self.sizes)?,
             ignore_obj_size: self.ignore_obj_size,
             progress: std::io::stderr().is_terminal(),
+            prefetch_delay: self.prefetch_delay,
         })
     }
 }

@@ -65,6 +65,8 @@ pub struct FeatureConfig {
     pub freq_window: u64,
     /// Half-life of the time-decayed count, seconds.
     pub time_half_life_s: f64,
+    /// Key prefixes whose recent members are kept (key-shape candidates).
+    pub prefixes: usize,
 }
 
 impl Default for FeatureConfig {
@@ -77,6 +79,7 @@ impl Default for FeatureConfig {
             context: 8,
             freq_window: 1 << 17,
             time_half_life_s: 30.0,
+            prefixes: 1 << 16,
         }
     }
 }
@@ -145,7 +148,44 @@ pub struct FeatureState<K> {
     context: VecDeque<(K, u64)>,
     successors: SuccessorTable<K>,
     cooccur: SuccessorTable<K>,
+    prefixes: FxHashMap<u64, PrefixGroup<K>>,
     last_hit: bool,
+}
+
+/// The most recent distinct keys under one prefix, and how often a request
+/// under it named a key not among them (a wide prefix like `key:` churns on
+/// every request and is not worth proposing from).
+#[derive(Debug)]
+struct PrefixGroup<K> {
+    recent: VecDeque<K>,
+    requests: u32,
+    fresh: u32,
+}
+
+/// Members kept per prefix group.
+const PREFIX_MEMBERS: usize = 4;
+
+impl<K: Eq> PrefixGroup<K> {
+    fn observe(&mut self, key: &K) -> bool {
+        self.requests += 1;
+        let known = self.recent.iter().position(|k| k == key);
+        if let Some(i) = known {
+            self.recent.remove(i);
+        } else {
+            self.fresh += 1;
+        }
+        if self.requests >= 1024 {
+            // Halve both so the group's character can change.
+            self.requests /= 2;
+            self.fresh /= 2;
+        }
+        known.is_none()
+    }
+
+    /// A handful of keys revisited: at least 8 requests, at most half of them new.
+    fn narrow(&self) -> bool {
+        self.requests >= 8 && self.fresh * 2 <= self.requests
+    }
 }
 
 /// Stable 64-bit hash of a key (the same one the model's embeddings bucket by).
@@ -164,6 +204,7 @@ impl<K: Hash + Eq + Clone + Send + SequentialKey> FeatureState<K> {
             context: VecDeque::with_capacity(config.context + 1),
             successors: SuccessorTable::new(config.successor_rows, config.successor_width),
             cooccur: SuccessorTable::new(config.successor_rows, config.successor_width),
+            prefixes: FxHashMap::default(),
             last_hit: false,
         }
     }
@@ -205,6 +246,30 @@ impl<K: Hash + Eq + Clone + Send + SequentialKey> FeatureState<K> {
         &self.cooccur
     }
 
+    /// Other recent keys sharing `key`'s prefix, newest first; empty unless the
+    /// prefix is narrow (a few keys revisited, like one user's records).
+    pub fn siblings<'a>(&'a self, key: &'a K) -> impl Iterator<Item = &'a K> + 'a {
+        let group = key.prefix_hash().and_then(|h| self.prefixes.get(&h)).filter(|g| g.narrow());
+        group.into_iter().flat_map(|g| g.recent.iter()).filter(move |k| *k != key)
+    }
+
+    fn observe_prefix(&mut self, key: &K) {
+        let Some(prefix) = key.prefix_hash() else { return };
+        if self.prefixes.len() >= self.config.prefixes && !self.prefixes.contains_key(&prefix) {
+            // Bounded: start over rather than track prefixes without limit; the
+            // narrow groups that matter refill within a few requests each.
+            self.prefixes.clear();
+        }
+        let group = self.prefixes.entry(prefix).or_insert_with(|| PrefixGroup {
+            recent: VecDeque::new(),
+            requests: 0,
+            fresh: 0,
+        });
+        group.observe(key);
+        group.recent.push_front(key.clone());
+        group.recent.truncate(PREFIX_MEMBERS);
+    }
+
     /// Folds one request in. `time_s` is the request's time in seconds (the trace's
     /// clock in the simulator, the wall clock when serving).
     pub fn observe(&mut self, key: &K, hash: u64, hit: bool, time_s: f64) {
@@ -218,6 +283,7 @@ impl<K: Hash + Eq + Clone + Send + SequentialKey> FeatureState<K> {
             self.cooccur.observe(prev, key);
         }
         self.sketch.add(hash);
+        self.observe_prefix(key);
         let decay = 0.5f64.powf(1.0 / self.config.time_half_life_s);
         let entry = self.keys.entry(hash).or_insert(KeyStats {
             last_seq: seq,

@@ -86,6 +86,7 @@ impl GbdtEnsemble {
         let mut members = Vec::with_capacity(config.members);
         let mut rng = config.seed | 1;
         for m in 0..config.members.max(1) {
+            super::throttle::pace();
             let weights: Vec<f64> = (0..n)
                 .map(|_| {
                     rng ^= rng << 13;

@@ -12,6 +12,7 @@
 //!   permutation importance.
 //! - [`report`]: the offline validation table behind `augur predict`.
 //! - [`registry`]: model versions, shadow trials, promotion, rollback, checkpoints.
+//! - [`timeline`]: what the predictor did when (versions, trials, drift), for reports.
 //! - [`predictor`]: [`MlPrefetcher`], the [`Prefetcher`](crate::prefetch::Prefetcher)
 //!   that ties them together, used by `augur sim` and `augur serve` alike.
 
@@ -23,6 +24,8 @@ pub mod model;
 pub mod predictor;
 pub mod registry;
 pub mod report;
+pub mod throttle;
+pub mod timeline;
 pub mod torch;
 pub mod trainer;
 

@@ -66,6 +66,9 @@ pub struct MlConfig {
     pub trial_samples: usize,
     /// Where model checkpoints live (serving); `None`: in memory only.
     pub model_dir: Option<std::path::PathBuf>,
+    /// Most of one core background training may use, in (0, 1]; 1: unbounded
+    /// (see `super::throttle`). Inline training (the simulator) is never paced.
+    pub train_cpu_share: f64,
 }
 
 impl Default for MlConfig {
@@ -92,6 +95,7 @@ impl Default for MlConfig {
             background: false,
             trial_samples: 4_000,
             model_dir: None,
+            train_cpu_share: 0.5,
         }
     }
 }
@@ -119,8 +123,8 @@ pub struct PredictorStatus {
     pub mean_score_us: f64,
     /// Drift detections so far.
     pub drifts: u64,
-    /// Prefetches read before eviction / prefetches resolved (used or wasted),
-    /// as the cache reported them: the figure the threshold is steered by.
+    /// Prefetches read before eviction / prefetches resolved (used, wasted or
+    /// late), as the cache reported them: the figure the threshold is steered by.
     pub outcome_accuracy: f64,
 }
 
@@ -346,8 +350,10 @@ impl<K: Hash + Eq + Clone + Send + SequentialKey> MlPrefetcher<K> {
         let data = self.labeller.snapshot();
         let config = self.config.train.clone();
         if self.config.background {
+            let share = self.config.train_cpu_share;
             let spawned = std::thread::Builder::new().name("augur-train".into()).spawn(move || {
                 lower_priority();
+                super::throttle::limit_this_thread(share);
                 trainer::train_all(&data, &config).map(|m| (m, data.len()))
             });
             match spawned {
@@ -369,12 +375,19 @@ impl<K: Hash + Eq + Clone + Send + SequentialKey> MlPrefetcher<K> {
         self.issued_used += u64::from(used);
     }
 
-    /// Steers the threshold by measured accuracy, 200 outcomes at a time: up fast
-    /// when below target (wasted reads cost store load and cache space), down
-    /// slowly when comfortably above it (more coverage).
-    fn steer(&mut self, used: u64, wasted: u64) {
+    /// Steers the threshold by the cache's outcomes, 200 at a time: up fast when
+    /// the accuracy of the prefetches that landed in time is below target
+    /// (wasted reads cost store load and cache space), down slowly when
+    /// comfortably above it (more coverage).
+    ///
+    /// Late prefetches (a client read the key before the prefetch landed) are
+    /// counted in the reported accuracy but do not move the threshold: lateness
+    /// is a matter of the host's speed against the client's, not of the model's
+    /// confidence, and raising the threshold only trades late prefetches for
+    /// none (`augur sim --prefetch-delay` shows the effect offline).
+    fn steer(&mut self, used: u64, wasted: u64, late: u64) {
         self.outcomes_used += used;
-        self.outcomes_total += used + wasted;
+        self.outcomes_total += used + wasted + late;
         self.window_used += used;
         self.window_issued += used + wasted;
         if self.window_issued < 200 {
@@ -439,66 +452,63 @@ impl<K: Hash + Eq + Clone + Send + SequentialKey> MlPrefetcher<K> {
     /// best first, at most `degree`, with their probabilities.
     fn score_and_choose(&mut self, out: &mut Vec<(K, f32)>) {
         self.candidates.clear();
-        candidates::generate(&self.state, self.config.max_candidates, &mut self.candidates);
-        if self.candidates.is_empty() {
+        self.batch.clear();
+        let n = self.gather();
+        if n == 0 {
             return;
         }
+        if let Some(scores) = self.predict(1) {
+            self.choose(0..n, &scores, out);
+        }
+    }
+
+    /// Appends the candidates of the current request, their features and context
+    /// to the batch, and queues each as an unlabelled sample. Returns how many.
+    fn gather(&mut self) -> usize {
+        let start = self.candidates.len();
+        candidates::generate(&self.state, self.config.max_candidates, &mut self.candidates);
+        if self.candidates.len() == start {
+            return 0;
+        }
         let context = self.state.context_hashes();
-        self.batch.clear();
+        let seq = self.state.seq;
         let mut features = [0f32; N_FEATURES];
-        for cand in &self.candidates {
+        for cand in &self.candidates[start..] {
             let hash = key_hash(cand);
             self.state.candidate_features(cand, hash, &mut features);
             self.batch.features.extend_from_slice(&features);
             self.batch.context.extend_from_slice(&context);
             self.batch.candidates.push(hash);
+            self.labeller.push(Sample { seq, features, context, candidate: hash, label: false, issued: false });
         }
-        let scores = match self.registry.active() {
-            Some(model) => {
-                let started = std::time::Instant::now();
-                let p = model.predict(self.batch.view());
-                self.score_ns += started.elapsed().as_nanos();
-                self.scored += 1;
-                self.watch_drift(&p);
-                Some(p)
-            }
-            None => None,
-        };
-        let seq = self.state.seq;
-        let mut chosen: Vec<(usize, f32)> = Vec::new();
-        if let Some(p) = &scores {
-            chosen = p.iter().copied().enumerate().filter(|(_, p)| *p >= self.threshold).collect();
-            chosen.sort_by(|a, b| b.1.total_cmp(&a.1));
-            chosen.truncate(self.config.degree);
-        }
-        for i in 0..self.candidates.len() {
-            let mut features = [0f32; N_FEATURES];
-            features.copy_from_slice(&self.batch.features[i * N_FEATURES..(i + 1) * N_FEATURES]);
-            self.labeller.push(Sample {
-                seq,
-                features,
-                context,
-                candidate: self.batch.candidates[i],
-                label: false,
-                issued: false,
-            });
-        }
+        self.candidates.len() - start
+    }
+
+    /// Scores the whole batch with the active model (`None` before the first);
+    /// `requests`: how many requests' candidates it holds, for the timing.
+    fn predict(&mut self, requests: u64) -> Option<Vec<f32>> {
+        let model = self.registry.active()?;
+        let started = std::time::Instant::now();
+        let p = model.predict(self.batch.view());
+        self.score_ns += started.elapsed().as_nanos();
+        self.scored += requests;
+        self.watch_drift(&p);
+        Some(p)
+    }
+
+    /// Appends the candidates in `range` scoring above the threshold, best first,
+    /// at most `degree`.
+    fn choose(&self, range: std::ops::Range<usize>, scores: &[f32], out: &mut Vec<(K, f32)>) {
+        let mut chosen: Vec<(usize, f32)> =
+            range.filter(|&i| scores[i] >= self.threshold).map(|i| (i, scores[i])).collect();
+        chosen.sort_by(|a, b| b.1.total_cmp(&a.1));
+        chosen.truncate(self.config.degree);
         out.extend(chosen.into_iter().map(|(i, p)| (self.candidates[i].clone(), p)));
     }
-}
 
-impl<K: Hash + Eq + Clone + Send + SequentialKey> Prefetcher<K> for MlPrefetcher<K> {
-    fn set_time(&mut self, now_s: f64) {
-        self.time_s = now_s;
-    }
-
-    fn on_request(&mut self, key: &K, hit: bool, out: &mut Vec<K>) {
-        let mut scored = Vec::new();
-        self.on_request_scored(key, hit, &mut scored);
-        out.extend(scored.into_iter().map(|(k, _)| k));
-    }
-
-    fn on_request_scored(&mut self, key: &K, hit: bool, out: &mut Vec<(K, f32)>) {
+    /// Takes one request into the feature state, labels the samples whose
+    /// horizon it closes, and lets a running trial judge them.
+    fn observe(&mut self, key: &K, hit: bool) {
         let hash = key_hash(key);
         self.state.observe(key, hash, hit, self.time_s);
         let seq = self.state.seq;
@@ -528,8 +538,54 @@ impl<K: Hash + Eq + Clone + Send + SequentialKey> Prefetcher<K> for MlPrefetcher
                 self.on_active_changed();
             }
         }
+    }
+}
+
+impl<K: Hash + Eq + Clone + Send + SequentialKey> Prefetcher<K> for MlPrefetcher<K> {
+    fn set_time(&mut self, now_s: f64) {
+        self.time_s = now_s;
+    }
+
+    fn on_request(&mut self, key: &K, hit: bool, out: &mut Vec<K>) {
+        let mut scored = Vec::new();
+        self.on_request_scored(key, hit, &mut scored);
+        out.extend(scored.into_iter().map(|(k, _)| k));
+    }
+
+    fn on_request_scored(&mut self, key: &K, hit: bool, out: &mut Vec<(K, f32)>) {
+        self.observe(key, hit);
         self.maybe_train();
         self.score_and_choose(out);
+    }
+
+    /// The serving host's path: every request updates the features and labels in
+    /// order, exactly as one at a time, but the candidates of all of them are
+    /// scored in one model call. Per-call overhead (a tch dispatch, a tree
+    /// ensemble walk setup) is then paid once per batch instead of once per
+    /// request, which is what lets the predictor keep up with a busy server
+    /// instead of dropping events. The batch must be shorter than the horizon,
+    /// so no sample is labelled before it is marked issued.
+    fn on_requests_scored(&mut self, requests: &[(K, bool)], out: &mut Vec<(K, f32)>) {
+        self.candidates.clear();
+        self.batch.clear();
+        let mut ranges = Vec::with_capacity(requests.len());
+        for (key, hit) in requests {
+            self.observe(key, *hit);
+            let start = self.candidates.len();
+            let n = self.gather();
+            if n > 0 {
+                ranges.push(start..start + n);
+            }
+        }
+        self.maybe_train();
+        if ranges.is_empty() {
+            return;
+        }
+        if let Some(scores) = self.predict(ranges.len() as u64) {
+            for range in ranges {
+                self.choose(range, &scores, out);
+            }
+        }
     }
 
     fn admin(&mut self, command: &AdminCommand) -> Result<String, String> {
@@ -538,17 +594,23 @@ impl<K: Hash + Eq + Clone + Send + SequentialKey> Prefetcher<K> for MlPrefetcher
         reply
     }
 
-    fn on_outcomes(&mut self, used: u64, wasted: u64) {
-        self.steer(used, wasted);
+    fn on_outcomes(&mut self, used: u64, wasted: u64, late: u64) {
+        self.steer(used, wasted, late);
     }
 
     fn on_issued(&mut self, key: &K) {
         self.issued += 1;
-        self.labeller.mark_issued(key_hash(key), self.config.max_candidates);
+        // Search every pending sample: the host may issue (or, with a simulated
+        // prefetch delay, land) a proposal several requests after it was made.
+        self.labeller.mark_issued(key_hash(key), usize::MAX);
     }
 
     fn status(&self) -> Option<PredictorStatus> {
         Some(MlPrefetcher::status(self))
+    }
+
+    fn timeline(&self) -> Option<super::timeline::Timeline> {
+        Some(super::timeline::Timeline::new(self.registry.versions(), &self.decisions, &self.drifts))
     }
 
     fn name(&self) -> &'static str {

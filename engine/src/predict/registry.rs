@@ -335,11 +335,26 @@ impl Registry {
                 Slot::new(version, load(&dir, version).map_err(|e| e.to_string())?)
             }
         };
-        if let Some(old) = self.active.take() {
+        let demoted = self.active.take();
+        if let Some(old) = &demoted {
             self.set_state(old.version, old_state);
         }
         self.activate(slot);
-        Ok(format!("v{version} is active"))
+        match demoted {
+            // An operator's promotion is guarded like an automatic one: the model
+            // it replaced gets the rollback trial, so a bad choice is undone by the
+            // live figures. (An explicit ROLLBACK is not second-guessed.)
+            Some(old) if old_state == "previous" => {
+                if let Some(pending) = self.challenger.take() {
+                    self.set_state(pending.version, "retired");
+                }
+                self.challenger = Some(Slot::new(old.version, old.model));
+                self.challenger_is_previous = true;
+                self.save_list();
+                Ok(format!("v{version} is active; v{} is on trial to take over again if it does better", old.version))
+            }
+            _ => Ok(format!("v{version} is active")),
+        }
     }
 
     fn checkpoint(&self, model: &TrainedModel, version: u32) -> Result<(), PredictError> {
@@ -468,12 +483,28 @@ mod tests {
         let mut r = Registry::open(1000, Some(dir.path().to_path_buf())).expect("open");
         r.add(model(1.0, 1), 0, 4000);
         r.add(model(1.0, 2), 0, 4000);
-        assert_eq!(r.admin(&AdminCommand::Promote(2)), Ok("v2 is active".into()));
+        assert_eq!(
+            r.admin(&AdminCommand::Promote(2)),
+            Ok("v2 is active; v1 is on trial to take over again if it does better".into())
+        );
         assert_eq!(r.active_version(), 2);
         let list: Vec<ModelMeta> = serde_json::from_str(&r.admin(&AdminCommand::List).expect("list")).expect("json");
         assert_eq!(list.iter().map(|m| m.state.as_str()).collect::<Vec<_>>(), ["previous", "active"]);
         assert_eq!(r.admin(&AdminCommand::Rollback), Ok("v1 is active".into()));
         assert_eq!(r.active_version(), 1, "v1 came back from its checkpoint");
         assert!(r.admin(&AdminCommand::Promote(9)).is_err());
+    }
+
+    #[test]
+    fn a_bad_model_an_operator_promotes_is_rolled_back_by_its_live_trial() {
+        let mut r = Registry::in_memory(1000);
+        r.add(model(1.0, 1), 0, 4000); // v1: the rule the traffic follows
+        r.add(model(-1.0, 2), 0, 4000); // v2: deliberately the opposite rule
+        assert!(r.admin(&AdminCommand::Promote(2)).is_ok());
+        assert_eq!(r.active_version(), 2);
+        let traffic = samples(1000, 1.0, 8);
+        assert_eq!(r.judge(&traffic, 0.6), Some(Decision::RolledBack { to: 1, from: 2 }));
+        assert_eq!(r.active_version(), 1);
+        assert_eq!(r.versions()[1].state, "rolled-back");
     }
 }

@@ -49,6 +49,8 @@ pub struct ModelRow {
     pub infer_256_p50_us: f64,
     /// See above.
     pub infer_256_p99_us: f64,
+    /// …and the mean (the spec's bar is on the average).
+    pub infer_256_mean_us: f64,
 }
 
 /// The whole report.
@@ -91,10 +93,12 @@ pub fn collect(
     Ok((predictor.dataset(), n))
 }
 
-fn latency_256(model: &TrainedModel, valid: &BatchBuf, rounds: usize) -> (f64, f64) {
+/// p50, p99 and mean of `rounds` scorings of one batch of (up to) 256
+/// validation candidates, microseconds.
+fn latency_256(model: &TrainedModel, valid: &BatchBuf, rounds: usize) -> (f64, f64, f64) {
     let n = valid.candidates.len().min(256);
     if n == 0 {
-        return (f64::NAN, f64::NAN);
+        return (f64::NAN, f64::NAN, f64::NAN);
     }
     let batch = Batch {
         features: &valid.features[..n * N_FEATURES],
@@ -107,7 +111,7 @@ fn latency_256(model: &TrainedModel, valid: &BatchBuf, rounds: usize) -> (f64, f
         std::hint::black_box(model.predict(batch));
         let _ = hist.record(started.elapsed().as_nanos() as u64);
     }
-    (hist.value_at_quantile(0.5) as f64 / 1e3, hist.value_at_quantile(0.99) as f64 / 1e3)
+    (hist.value_at_quantile(0.5) as f64 / 1e3, hist.value_at_quantile(0.99) as f64 / 1e3, hist.mean() / 1e3)
 }
 
 /// Trains, validates and times every model and baseline on `data`.
@@ -118,7 +122,7 @@ pub fn build(data: &Dataset, requests: u64, config: &TrainConfig) -> Result<Pred
     let valid_batch = BatchBuf::from_dataset(&valid);
     let mut rows = Vec::new();
     for m in &models {
-        let (p50, p99) = latency_256(m, &valid_batch, 300);
+        let (p50, p99, mean) = latency_256(m, &valid_batch, 300);
         let train_step_ms = if m.kind == ModelKind::Gbdt { f64::NAN } else { m.validation.train_ms / steps };
         rows.push(ModelRow {
             model: m.kind.name().to_string(),
@@ -126,6 +130,7 @@ pub fn build(data: &Dataset, requests: u64, config: &TrainConfig) -> Result<Pred
             train_step_ms,
             infer_256_p50_us: p50,
             infer_256_p99_us: p99,
+            infer_256_mean_us: mean,
         });
     }
     let cal_batch = BatchBuf::from_dataset(&calibrate);
@@ -141,6 +146,7 @@ pub fn build(data: &Dataset, requests: u64, config: &TrainConfig) -> Result<Pred
             train_step_ms: f64::NAN,
             infer_256_p50_us: f64::NAN,
             infer_256_p99_us: f64::NAN,
+            infer_256_mean_us: f64::NAN,
         });
     }
     let best = &models[0];

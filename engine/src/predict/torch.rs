@@ -194,6 +194,7 @@ pub fn train(kind: ModelKind, data: &Dataset, config: TorchTrainConfig) -> Resul
             order.swap(i, (rng % (i as u64 + 1)) as usize);
         }
         for chunk in order.chunks(config.batch.max(1)) {
+            super::throttle::pace();
             buf.clear();
             y.clear();
             for &i in chunk {

@@ -83,6 +83,7 @@ pub fn train_all(data: &Dataset, config: &TrainConfig) -> Result<Vec<TrainedMode
     let mut out = Vec::new();
     let mut last_error = None;
     for &kind in &config.models {
+        super::throttle::pace();
         let started = Instant::now();
         let scorer = match fit(kind, &train, config) {
             Ok(s) => s,

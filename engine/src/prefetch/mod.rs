@@ -108,16 +108,26 @@ pub trait Prefetcher<K>: Send {
         out.extend(keys.into_iter().map(|k| (k, 1.0)));
     }
 
+    /// Several requests in order, as the serving host drains them: the same as
+    /// calling [`on_request_scored`](Self::on_request_scored) for each, except
+    /// that a learning prefetcher may score them all in one model call.
+    fn on_requests_scored(&mut self, requests: &[(K, bool)], out: &mut Vec<(K, f32)>) {
+        for (key, hit) in requests {
+            self.on_request_scored(key, *hit, out);
+        }
+    }
+
     /// The clock of the next request, seconds (trace time or wall time).
     fn set_time(&mut self, _now_s: f64) {}
 
     /// The mechanism fetched `key` (it was proposed and not cached).
     fn on_issued(&mut self, _key: &K) {}
 
-    /// Since the last call, `used` prefetched entries were read and `wasted` were
-    /// evicted unread: the accuracy the spec measures, fed back so a learning
-    /// prefetcher can hold it at its target.
-    fn on_outcomes(&mut self, _used: u64, _wasted: u64) {}
+    /// Since the last call, `used` prefetched entries were read, `wasted` were
+    /// evicted unread, and `late` landed after a client had read the key itself:
+    /// the accuracy the spec measures, fed back so a learning prefetcher can hold
+    /// it at its target and aim far enough ahead.
+    fn on_outcomes(&mut self, _used: u64, _wasted: u64, _late: u64) {}
 
     /// An operator command for a learning prefetcher's models.
     fn admin(&mut self, _command: &crate::predict::registry::AdminCommand) -> Result<String, String> {
@@ -129,14 +139,28 @@ pub trait Prefetcher<K>: Send {
         None
     }
 
+    /// What a learning prefetcher did along the way (model versions, trial
+    /// decisions, drift detections, at the positions of the requests it saw), for
+    /// reports such as `augur validate`'s plots; `None` for the baselines.
+    fn timeline(&self) -> Option<crate::predict::timeline::Timeline> {
+        None
+    }
+
     /// Name for reports.
     fn name(&self) -> &'static str;
 }
 
-/// Keys with a "next" key, for sequential prefetching.
+/// Keys with a shape: a "next" key, for sequential prefetching, and a prefix
+/// shared with related keys.
 pub trait SequentialKey: Sized {
     /// The key after this one, if there is one.
     fn successor(&self) -> Option<Self>;
+
+    /// A hash of the key's prefix, the part that related keys share (`None`: the
+    /// key has no structure to group by).
+    fn prefix_hash(&self) -> Option<u64> {
+        None
+    }
 }
 
 impl SequentialKey for u64 {
@@ -144,6 +168,10 @@ impl SequentialKey for u64 {
         self.checked_add(1)
     }
 }
+
+/// Bytes that end a key's prefix, as Redis key names are usually built
+/// (`user:1234:profile`, `img/2024/a.png`).
+const PREFIX_SEPARATORS: &[u8] = b":/|#";
 
 /// `user:0099` → `user:0100`: the trailing decimal number incremented, its width
 /// kept (growing on overflow, `k99` → `k100`). Keys without trailing digits have no
@@ -167,6 +195,16 @@ impl SequentialKey for Bytes {
         out.insert(start, b'1');
         Some(Bytes::from(out))
     }
+
+    /// Everything up to and including the last separator: `user:1234:` for
+    /// `user:1234:profile`, so `user:1234:orders` is its sibling.
+    fn prefix_hash(&self) -> Option<u64> {
+        let end = self.iter().rposition(|b| PREFIX_SEPARATORS.contains(b))?;
+        if end == 0 || end + 1 == self.len() {
+            return None;
+        }
+        Some(std::hash::BuildHasher::hash_one(&rustc_hash::FxBuildHasher, &self[..=end]))
+    }
 }
 
 #[cfg(test)]
@@ -182,5 +220,17 @@ mod tests {
         assert_eq!(next("k99"), Some(Bytes::from_static(b"k100")));
         assert_eq!(next("7"), Some(Bytes::from_static(b"8")));
         assert_eq!(next("user:"), None);
+    }
+
+    #[test]
+    fn keys_that_share_everything_up_to_the_last_separator_share_a_prefix() {
+        let prefix = |s: &'static str| Bytes::from_static(s.as_bytes()).prefix_hash();
+        assert_eq!(prefix("user:1234:profile"), prefix("user:1234:orders"));
+        assert_ne!(prefix("user:1234:profile"), prefix("user:1235:profile"));
+        assert_eq!(prefix("img/2024/a.png"), prefix("img/2024/b.png"));
+        assert_eq!(prefix("plainkey"), None);
+        assert_eq!(prefix("trailing:"), None);
+        assert_eq!(prefix(":leading"), None);
+        assert_eq!(7u64.prefix_hash(), None);
     }
 }

@@ -29,15 +29,31 @@ use crate::predict::PredictorStatus;
 pub struct PrefetchBudget {
     /// Most keys read from the store per second for prefetching.
     pub store_reads_per_sec: u32,
+    /// Most of the store's read load prefetching may be, in (0, 1]: prefetch
+    /// reads are held to `share / (1 - share)` times the demand reads of the last
+    /// status window (0.5: no more prefetch reads than demand reads). The rate
+    /// cap protects the store in absolute terms, the share relative to what the
+    /// clients themselves cost it.
+    pub store_share: f64,
     /// Most proposals waiting in the queue.
     pub queue: usize,
     /// Read-path events buffered for the predictor thread.
     pub events: usize,
+    /// A proposal older than this many requests is dropped unread: the request it
+    /// anticipated has most likely come and gone.
+    pub max_age: u64,
 }
 
 impl Default for PrefetchBudget {
     fn default() -> Self {
-        Self { store_reads_per_sec: 5_000, queue: 4_096, events: 65_536 }
+        Self { store_reads_per_sec: 5_000, store_share: 0.5, queue: 4_096, events: 65_536, max_age: 256 }
+    }
+}
+
+impl PrefetchBudget {
+    /// Prefetch reads allowed per demand read (`None`: no share limit).
+    fn per_demand_read(&self) -> Option<f64> {
+        (self.store_share < 1.0).then(|| self.store_share.max(0.0) / (1.0 - self.store_share))
     }
 }
 
@@ -48,10 +64,68 @@ pub struct PrefetchCounters {
     pub events_dropped: AtomicU64,
     /// Proposals dropped from a full queue.
     pub queue_dropped: AtomicU64,
+    /// Proposals dropped because they waited longer than `max_age` requests.
+    pub queue_expired: AtomicU64,
+    /// Prefetch reads withheld by the store-share limit (tokens it denied).
+    pub share_limited: AtomicU64,
     /// Proposals waiting now.
     pub queue_depth: AtomicU64,
     /// The predictor's latest status (model version, threshold, accuracy).
     pub status: Mutex<Option<PredictorStatus>>,
+    /// Outcomes per model version, newest last (at most `VERSIONS_KEPT`).
+    pub versions: Mutex<Vec<VersionOutcomes>>,
+}
+
+/// Versions whose outcome counters are kept.
+const VERSIONS_KEPT: usize = 16;
+
+/// What the prefetches did while one model version was active. Outcomes are
+/// attributed to the version active when the cache recorded them (sampled every
+/// 200 ms), so a prefetch issued just before a switch and used just after counts
+/// for the new version: at most one status window per switch is misattributed.
+/// Version 0 is "no model yet" (or a non-learned prefetcher).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct VersionOutcomes {
+    /// The model version.
+    pub version: u32,
+    /// Keys handed to the store for prefetching.
+    pub issued: u64,
+    /// Prefetched entries read by a client.
+    pub used: u64,
+    /// Prefetched entries evicted unread.
+    pub evicted_unused: u64,
+    /// Prefetches a client's own read beat.
+    pub late: u64,
+    /// Demand misses meanwhile (for coverage).
+    pub misses: u64,
+}
+
+impl VersionOutcomes {
+    /// used / (used + evicted unused + late): the spec's prefetch accuracy over
+    /// the prefetches whose fate is known.
+    pub fn accuracy(&self) -> f64 {
+        self.used as f64 / (self.used + self.evicted_unused + self.late) as f64
+    }
+
+    /// used / (used + misses): the share of would-be misses turned into hits.
+    pub fn coverage(&self) -> f64 {
+        self.used as f64 / (self.used + self.misses) as f64
+    }
+}
+
+/// What the cache reports back to the service, as running totals.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Feedback {
+    /// Prefetched entries read.
+    pub used: u64,
+    /// Prefetched entries evicted unread.
+    pub wasted: u64,
+    /// Prefetches a client's own read beat.
+    pub late: u64,
+    /// Demand reads that missed memory.
+    pub misses: u64,
+    /// Keys read from the store for clients.
+    pub demand_store_reads: u64,
 }
 
 /// An operator command with the channel its reply goes back on.
@@ -93,6 +167,9 @@ impl PrefetchHandle {
 #[derive(Debug, PartialEq)]
 struct Proposal {
     confidence: f32,
+    /// The request count when it was proposed: among equals the newer goes
+    /// first, and a stale one is dropped.
+    at: u64,
     key: Bytes,
 }
 
@@ -106,7 +183,10 @@ impl PartialOrd for Proposal {
 
 impl Ord for Proposal {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.confidence.total_cmp(&other.confidence).then_with(|| self.key.cmp(&other.key))
+        self.confidence
+            .total_cmp(&other.confidence)
+            .then_with(|| self.at.cmp(&other.at))
+            .then_with(|| self.key.cmp(&other.key))
     }
 }
 
@@ -120,7 +200,7 @@ struct ProposalQueue {
 
 impl ProposalQueue {
     /// Adds a proposal; returns false if it (or the weakest) was dropped.
-    fn push(&mut self, key: Bytes, confidence: f32) -> bool {
+    fn push(&mut self, key: Bytes, confidence: f32, at: u64) -> bool {
         if self.keys.contains(&key) {
             return true;
         }
@@ -137,18 +217,25 @@ impl ProposalQueue {
             self.keys.remove(&weakest.key);
             self.heap = all.into();
             self.keys.insert(key.clone());
-            self.heap.push(Proposal { confidence, key });
+            self.heap.push(Proposal { confidence, at, key });
             return false;
         }
         self.keys.insert(key.clone());
-        self.heap.push(Proposal { confidence, key });
+        self.heap.push(Proposal { confidence, at, key });
         true
     }
 
-    fn pop(&mut self) -> Option<Bytes> {
-        let p = self.heap.pop()?;
-        self.keys.remove(&p.key);
-        Some(p.key)
+    /// The strongest proposal made at or after `oldest`; staler ones popped on
+    /// the way are counted in `expired`.
+    fn pop(&mut self, oldest: u64, expired: &mut u64) -> Option<Bytes> {
+        while let Some(p) = self.heap.pop() {
+            self.keys.remove(&p.key);
+            if p.at >= oldest {
+                return Some(p.key);
+            }
+            *expired += 1;
+        }
+        None
     }
 
     fn len(&self) -> usize {
@@ -156,10 +243,16 @@ impl ProposalQueue {
     }
 }
 
+/// Requests scored per model call: well under the labelling horizon (see
+/// `Prefetcher::on_requests_scored`), large enough to amortize a call.
+const SCORE_BATCH: usize = 32;
+/// Most events taken from the channel per round before dispatching.
+const DRAIN: usize = 1024;
+
 /// Starts the predictor thread; returns the read path's handle.
 pub(crate) fn spawn(
     core: Weak<Core>,
-    mut prefetcher: Box<dyn Prefetcher<Bytes>>,
+    prefetcher: Box<dyn Prefetcher<Bytes>>,
     budget: PrefetchBudget,
     runtime: tokio::runtime::Handle,
 ) -> std::io::Result<PrefetchHandle> {
@@ -168,73 +261,182 @@ pub(crate) fn spawn(
     let counters = Arc::new(PrefetchCounters::default());
     let name = prefetcher.name();
     let shared = Arc::clone(&counters);
-    std::thread::Builder::new().name("augur-prefetch".into()).spawn(move || {
-        let mut queue = ProposalQueue { capacity: budget.queue.max(1), ..Default::default() };
+    std::thread::Builder::new()
+        .name("augur-prefetch".into())
+        .spawn(move || Service::new(prefetcher, budget, shared).run(core, rx, admin_rx, runtime))?;
+    Ok(PrefetchHandle { events: tx, admin: Mutex::new(admin_tx), counters, name })
+}
+
+/// The predictor thread's state.
+struct Service {
+    prefetcher: Box<dyn Prefetcher<Bytes>>,
+    budget: PrefetchBudget,
+    counters: Arc<PrefetchCounters>,
+    queue: ProposalQueue,
+    started: Instant,
+    /// Requests seen: the clock proposals age by.
+    requests: u64,
+    tokens: f64,
+    last_tick: Instant,
+    last_status: Instant,
+    /// The cache's totals at the last report.
+    reported: Feedback,
+    /// Keys handed to the executor so far, and at the last report.
+    issued: u64,
+    issued_reported: u64,
+    /// Prefetch reads the share limit allows per second, from the last window.
+    share_rate: f64,
+}
+
+impl Service {
+    fn new(prefetcher: Box<dyn Prefetcher<Bytes>>, budget: PrefetchBudget, counters: Arc<PrefetchCounters>) -> Self {
+        let now = Instant::now();
+        Self {
+            prefetcher,
+            queue: ProposalQueue { capacity: budget.queue.max(1), ..Default::default() },
+            budget,
+            counters,
+            started: now,
+            requests: 0,
+            tokens: 0.0,
+            last_tick: now,
+            last_status: now,
+            reported: Feedback::default(),
+            issued: 0,
+            issued_reported: 0,
+            share_rate: 0.0,
+        }
+    }
+
+    fn run(
+        mut self,
+        core: Weak<Core>,
+        rx: mpsc::Receiver<(Bytes, bool)>,
+        admin_rx: mpsc::Receiver<AdminRequest>,
+        runtime: tokio::runtime::Handle,
+    ) {
+        let mut events = Vec::with_capacity(DRAIN);
         let mut proposals = Vec::new();
-        let started = Instant::now();
-        let mut tokens = 0f64;
-        let mut last_tick = Instant::now();
-        let mut last_status = Instant::now();
-        let per_sec = f64::from(budget.store_reads_per_sec);
-        let mut reported = (0u64, 0u64);
         loop {
             for (command, reply) in admin_rx.try_iter() {
-                let _ = reply.send(prefetcher.admin(&command));
+                let _ = reply.send(self.prefetcher.admin(&command));
             }
+            events.clear();
             match rx.recv_timeout(Duration::from_millis(5)) {
-                Ok((key, hit)) => {
-                    let Some(core) = core.upgrade() else { return };
-                    let mut handle_one = |key: Bytes, hit: bool| {
-                        prefetcher.set_time(started.elapsed().as_secs_f64());
-                        proposals.clear();
-                        prefetcher.on_request_scored(&key, hit, &mut proposals);
-                        for (k, confidence) in proposals.drain(..) {
-                            if core.in_memory(&k) {
-                                continue;
-                            }
-                            prefetcher.on_issued(&k);
-                            if !queue.push(k, confidence) {
-                                shared.queue_dropped.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                    };
-                    handle_one(key, hit);
-                    // Drain what else has arrived, up to a bound, before dispatching.
-                    for (key, hit) in rx.try_iter().take(1024) {
-                        handle_one(key, hit);
-                    }
+                Ok(event) => {
+                    events.push(event);
+                    events.extend(rx.try_iter().take(DRAIN - 1));
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
             }
-            let now = Instant::now();
-            tokens = (tokens + per_sec * now.duration_since(last_tick).as_secs_f64()).min(per_sec.max(1.0));
-            last_tick = now;
-            let mut batch = Vec::new();
-            while tokens >= 1.0 {
-                let Some(key) = queue.pop() else { break };
-                tokens -= 1.0;
-                batch.push(key);
+            let Some(core) = core.upgrade() else { return };
+            for chunk in events.chunks(SCORE_BATCH) {
+                self.prefetcher.set_time(self.started.elapsed().as_secs_f64());
+                proposals.clear();
+                self.prefetcher.on_requests_scored(chunk, &mut proposals);
+                self.requests += chunk.len() as u64;
+                for (key, confidence) in proposals.drain(..) {
+                    if core.in_memory(&key) || !core.prefetch_allowed(&key) {
+                        continue;
+                    }
+                    self.prefetcher.on_issued(&key);
+                    if !self.queue.push(key, confidence, self.requests) {
+                        self.counters.queue_dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
             }
-            shared.queue_depth.store(queue.len() as u64, Ordering::Relaxed);
+            let batch = self.take_batch();
+            self.issued += batch.len() as u64;
             if !batch.is_empty() {
-                let Some(core) = core.upgrade() else { return };
+                let core = Arc::clone(&core);
                 runtime.spawn(async move { core.prefetch(batch).await });
             }
-            if now.duration_since(last_status) >= Duration::from_millis(200) {
-                last_status = now;
-                // The tier's outcome counters, as deltas: what the threshold steers by.
-                if let Some(core) = core.upgrade() {
-                    let (used, wasted) = core.prefetch_outcomes();
-                    prefetcher.on_outcomes(used.saturating_sub(reported.0), wasted.saturating_sub(reported.1));
-                    reported = (used, wasted);
-                }
-                let s = prefetcher.status();
-                *shared.status.lock().unwrap_or_else(|p| p.into_inner()) = s;
+            self.report(&core);
+        }
+    }
+
+    /// The proposals the budget allows now, strongest first.
+    fn take_batch(&mut self) -> Vec<Bytes> {
+        let now = Instant::now();
+        let elapsed = now.duration_since(self.last_tick).as_secs_f64();
+        self.last_tick = now;
+        let cap = f64::from(self.budget.store_reads_per_sec);
+        let rate = match self.budget.per_demand_read() {
+            Some(_) if self.share_rate < cap => {
+                let denied = (cap - self.share_rate) * elapsed;
+                self.counters.share_limited.fetch_add(denied as u64, Ordering::Relaxed);
+                self.share_rate
+            }
+            _ => cap,
+        };
+        // At most one second's worth banked, so an idle spell cannot become a burst.
+        self.tokens = (self.tokens + rate * elapsed).min(rate.max(1.0));
+        let oldest = self.requests.saturating_sub(self.budget.max_age);
+        let mut expired = 0;
+        let mut batch = Vec::new();
+        while self.tokens >= 1.0 {
+            let Some(key) = self.queue.pop(oldest, &mut expired) else { break };
+            self.tokens -= 1.0;
+            batch.push(key);
+        }
+        self.counters.queue_expired.fetch_add(expired, Ordering::Relaxed);
+        self.counters.queue_depth.store(self.queue.len() as u64, Ordering::Relaxed);
+        batch
+    }
+
+    /// Every 200 ms: feeds the cache's outcomes back to the prefetcher, updates
+    /// the share limit from the demand reads, publishes the status.
+    fn report(&mut self, core: &Core) {
+        let now = Instant::now();
+        let window = now.duration_since(self.last_status);
+        if window < Duration::from_millis(200) {
+            return;
+        }
+        self.last_status = now;
+        // The tier's outcome counters, as deltas: what the threshold steers by.
+        let now_totals = core.prefetch_feedback();
+        let was = std::mem::replace(&mut self.reported, now_totals);
+        let used = now_totals.used.saturating_sub(was.used);
+        let wasted = now_totals.wasted.saturating_sub(was.wasted);
+        let late = now_totals.late.saturating_sub(was.late);
+        self.prefetcher.on_outcomes(used, wasted, late);
+        if let Some(per_read) = self.budget.per_demand_read() {
+            let demand = now_totals.demand_store_reads.saturating_sub(was.demand_store_reads);
+            self.share_rate = demand as f64 * per_read / window.as_secs_f64();
+        }
+        let status = self.prefetcher.status();
+        let delta = VersionOutcomes {
+            version: status.as_ref().map_or(0, |s| s.version),
+            issued: self.issued - std::mem::replace(&mut self.issued_reported, self.issued),
+            used,
+            evicted_unused: wasted,
+            late,
+            misses: now_totals.misses.saturating_sub(was.misses),
+        };
+        add_outcomes(&mut self.counters.versions.lock().unwrap_or_else(|p| p.into_inner()), delta);
+        *self.counters.status.lock().unwrap_or_else(|p| p.into_inner()) = status;
+    }
+}
+
+/// Adds one window's outcomes to its version's row (a new row for a new
+/// version; the oldest rows beyond `VERSIONS_KEPT` are dropped).
+fn add_outcomes(rows: &mut Vec<VersionOutcomes>, delta: VersionOutcomes) {
+    match rows.iter_mut().find(|r| r.version == delta.version) {
+        Some(row) => {
+            row.issued += delta.issued;
+            row.used += delta.used;
+            row.evicted_unused += delta.evicted_unused;
+            row.late += delta.late;
+            row.misses += delta.misses;
+        }
+        None => {
+            rows.push(delta);
+            if rows.len() > VERSIONS_KEPT {
+                rows.remove(0);
             }
         }
-    })?;
-    Ok(PrefetchHandle { events: tx, admin: Mutex::new(admin_tx), counters, name })
+    }
 }
 
 #[cfg(test)]
@@ -245,13 +447,63 @@ mod tests {
     fn queue_pops_by_confidence_dedupes_and_drops_the_weakest() {
         let mut q = ProposalQueue { capacity: 2, ..Default::default() };
         let k = |s: &'static str| Bytes::from_static(s.as_bytes());
-        assert!(q.push(k("a"), 0.5));
-        assert!(q.push(k("a"), 0.9), "a duplicate is absorbed");
-        assert!(q.push(k("b"), 0.8));
-        assert!(!q.push(k("c"), 0.1), "weaker than everything queued: dropped");
-        assert!(!q.push(k("d"), 0.95), "full: the weakest (a) makes room");
-        assert_eq!(q.pop(), Some(k("d")));
-        assert_eq!(q.pop(), Some(k("b")));
-        assert_eq!(q.pop(), None);
+        let mut expired = 0;
+        assert!(q.push(k("a"), 0.5, 1));
+        assert!(q.push(k("a"), 0.9, 1), "a duplicate is absorbed");
+        assert!(q.push(k("b"), 0.8, 1));
+        assert!(!q.push(k("c"), 0.1, 1), "weaker than everything queued: dropped");
+        assert!(!q.push(k("d"), 0.95, 1), "full: the weakest (a) makes room");
+        assert_eq!(q.pop(0, &mut expired), Some(k("d")));
+        assert_eq!(q.pop(0, &mut expired), Some(k("b")));
+        assert_eq!(q.pop(0, &mut expired), None);
+        assert_eq!(expired, 0);
+    }
+
+    #[test]
+    fn queue_prefers_the_newer_of_equals_and_drops_stale_proposals() {
+        let mut q = ProposalQueue { capacity: 8, ..Default::default() };
+        let k = |s: &'static str| Bytes::from_static(s.as_bytes());
+        let mut expired = 0;
+        q.push(k("old"), 1.0, 10);
+        q.push(k("new"), 1.0, 500);
+        q.push(k("stale-but-strong"), 1.0, 5);
+        q.push(k("weak"), 0.3, 400);
+        assert_eq!(q.pop(100, &mut expired), Some(k("new")), "equal confidence: newest first");
+        assert_eq!(q.pop(100, &mut expired), Some(k("weak")), "both older than 100 are skipped");
+        assert_eq!(expired, 2);
+        assert_eq!(q.pop(100, &mut expired), None);
+    }
+
+    #[test]
+    fn outcomes_accumulate_per_version_and_old_versions_age_out() {
+        let mut rows = Vec::new();
+        let window = |version, used, wasted| VersionOutcomes {
+            version,
+            issued: used + wasted,
+            used,
+            evicted_unused: wasted,
+            late: 0,
+            misses: 10,
+        };
+        add_outcomes(&mut rows, window(1, 6, 4));
+        add_outcomes(&mut rows, window(1, 3, 1));
+        add_outcomes(&mut rows, window(2, 1, 3));
+        assert_eq!(rows.len(), 2);
+        assert_eq!((rows[0].used, rows[0].evicted_unused, rows[0].misses), (9, 5, 20));
+        assert!((rows[0].accuracy() - 9.0 / 14.0).abs() < 1e-12);
+        assert!((rows[1].coverage() - 1.0 / 11.0).abs() < 1e-12);
+        for v in 3..=20 {
+            add_outcomes(&mut rows, window(v, 1, 1));
+        }
+        assert_eq!(rows.len(), VERSIONS_KEPT);
+        assert_eq!(rows.last().map(|r| r.version), Some(20));
+    }
+
+    #[test]
+    fn the_store_share_bounds_prefetch_reads_relative_to_demand_reads() {
+        let share = |s| PrefetchBudget { store_share: s, ..Default::default() }.per_demand_read();
+        assert_eq!(share(0.5), Some(1.0), "half the load: one prefetch read per demand read");
+        assert_eq!(share(0.75), Some(3.0));
+        assert_eq!(share(1.0), None, "no share limit");
     }
 }

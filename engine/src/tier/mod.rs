@@ -20,6 +20,7 @@ mod lru;
 mod moka_tier;
 mod policy_tier;
 mod sieve;
+mod split;
 
 use std::fmt;
 
@@ -33,6 +34,14 @@ pub use self::lru::Lru;
 pub use self::moka_tier::MokaTier;
 pub use self::policy_tier::PolicyTier;
 pub use self::sieve::Sieve;
+pub use self::split::SplitTier;
+
+/// The engine's 64-bit hash of a key: write epochs, the access log's key hash,
+/// the A/B split. Fixed, so an exported log splits like the live server did.
+pub fn key_hash(key: &[u8]) -> u64 {
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one(key)
+}
 
 /// What the tier knows about a key.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -60,13 +60,15 @@ pub enum GenKind {
     Graph,
     /// Zipf, then sessions over other keys.
     Phase,
+    /// Sessions, then other sessions over other keys.
+    Shift,
     /// A mix of zipf, sessions, loop and graph.
     Mix,
 }
 
 impl GenKind {
     /// Every kind, for help text and tests.
-    pub const ALL: [GenKind; 9] = [
+    pub const ALL: [GenKind; 10] = [
         GenKind::Zipf,
         GenKind::Uniform,
         GenKind::Scan,
@@ -75,6 +77,7 @@ impl GenKind {
         GenKind::Periodic,
         GenKind::Graph,
         GenKind::Phase,
+        GenKind::Shift,
         GenKind::Mix,
     ];
 
@@ -89,6 +92,7 @@ impl GenKind {
             GenKind::Periodic => "periodic",
             GenKind::Graph => "graph",
             GenKind::Phase => "phase",
+            GenKind::Shift => "shift",
             GenKind::Mix => "mix",
         }
     }
@@ -200,6 +204,7 @@ impl GenConfig {
             GenKind::Periodic => Box::new(periodic::PeriodicKeys::new(keys, alpha, ns)),
             GenKind::Graph => Box::new(graph::GraphKeys::new(keys, alpha, ns)),
             GenKind::Phase => Box::new(phase::PhaseKeys::new(keys, alpha, self.requests, ns)),
+            GenKind::Shift => Box::new(phase::PhaseKeys::shift(keys, alpha, self.requests, ns)),
             GenKind::Mix => Box::new(mix::MixKeys::new(keys, alpha, ns, scan::SCAN_BASE)),
         }
     }

@@ -21,7 +21,8 @@ use crate::stats::EngineStats;
 /// shapes it follows.
 pub(crate) const REDIS_VERSION: &str = "7.2.0";
 
-const SECTIONS: &[&str] = &["server", "clients", "memory", "persistence", "stats", "latencystats", "keyspace"];
+const SECTIONS: &[&str] =
+    &["server", "clients", "memory", "persistence", "stats", "prefetch", "ab", "latencystats", "keyspace"];
 
 /// Left out of a bare `INFO` (and `INFO default`), as in Redis; `all` includes them.
 const NOT_DEFAULT: &[&str] = &["latencystats"];
@@ -54,18 +55,18 @@ impl Info {
 /// sections, CRLF line ends.
 pub(crate) fn render(shared: &Shared, sections: &[&str]) -> String {
     // One snapshot serves every section so their figures agree with each other.
-    let stats = if sections.iter().any(|s| ["memory", "persistence", "stats", "keyspace"].contains(s)) {
+    let stats = if sections.iter().any(|s| ["memory", "persistence", "stats", "prefetch", "ab", "keyspace"].contains(s))
+    {
         shared.engine.stats()
     } else {
         EngineStats::default()
     };
     let mut out = String::new();
-    for (i, section) in sections.iter().enumerate() {
-        if i > 0 {
-            out.push_str("\r\n");
-        }
+    for section in sections {
         let fields: Vec<(String, String)> = match *section {
             "latencystats" => latencystats(shared),
+            "prefetch" => prefetch_versions(&stats),
+            "ab" => live_ab(&stats),
             other => {
                 let fields = match other {
                     "server" => server(shared),
@@ -81,6 +82,14 @@ pub(crate) fn render(shared: &Shared, sections: &[&str]) -> String {
                 fields.into_iter().map(|(name, value)| (name.to_string(), value)).collect()
             }
         };
+        // Sections that only exist with a feature on (`ab`, `prefetch`) are left
+        // out entirely when it is off.
+        if fields.is_empty() && ["ab", "prefetch"].contains(section) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str("\r\n");
+        }
         let mut title = section.to_string();
         if let Some(first) = title.get_mut(..1) {
             first.make_ascii_uppercase();
@@ -100,6 +109,70 @@ pub(crate) fn render(shared: &Shared, sections: &[&str]) -> String {
 }
 
 type Fields = Vec<(&'static str, String)>;
+
+/// The live A/B test (`augur serve --ab`): per-group counters since start and
+/// the test over the closed windows, with the names `augur ab --json` uses.
+fn live_ab(s: &EngineStats) -> Vec<(String, String)> {
+    let Some(ab) = &s.ab else { return Vec::new() };
+    let ratio = |g: usize| {
+        let reads = ab.hits[g] + ab.misses[g];
+        if reads == 0 {
+            f64::NAN
+        } else {
+            ab.hits[g] as f64 / reads as f64
+        }
+    };
+    let opt = |x: Option<f64>| x.map_or_else(|| "-".to_string(), |v| format!("{v:.6}"));
+    // p-values span many orders of magnitude: scientific notation keeps them.
+    let p = |x: Option<f64>| x.map_or_else(|| "-".to_string(), |v| format!("{v:.3e}"));
+    let mut fields = vec![
+        ("ab_window_seconds", format!("{}", ab.window_s)),
+        ("ab_control_hits", ab.hits[0].to_string()),
+        ("ab_control_misses", ab.misses[0].to_string()),
+        ("ab_control_hit_ratio", format!("{:.4}", ratio(0))),
+        ("ab_treatment_hits", ab.hits[1].to_string()),
+        ("ab_treatment_misses", ab.misses[1].to_string()),
+        ("ab_treatment_hit_ratio", format!("{:.4}", ratio(1))),
+        ("ab_control_candidates_dropped", ab.control_candidates_dropped.to_string()),
+        ("ab_windows_skipped", ab.windows_skipped.to_string()),
+    ];
+    let summary = ab.summary.as_ref();
+    fields.extend([
+        ("ab_windows", ab.windows.to_string()),
+        ("ab_window_control_hit_ratio", opt(summary.map(|s| s.control_hit_ratio))),
+        ("ab_window_treatment_hit_ratio", opt(summary.map(|s| s.treatment_hit_ratio))),
+        ("ab_improvement", opt(summary.map(|s| s.improvement))),
+        ("ab_ci95_low", opt(summary.and_then(|s| s.ci95).map(|c| c.low))),
+        ("ab_ci95_high", opt(summary.and_then(|s| s.ci95).map(|c| c.high))),
+        ("ab_p_value", p(summary.and_then(|s| s.p_value))),
+        ("ab_paired_p_value", p(summary.and_then(|s| s.paired_p_value))),
+        ("ab_effect_size", opt(summary.and_then(|s| s.effect_size))),
+    ]);
+    fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// `prefetch_model_v<N>:issued=…,used=…,evicted_unused=…,late=…,accuracy=…,coverage=…`
+/// per model version (v0: before the first model, or a non-learned prefetcher),
+/// in the style of Redis's `db0:keys=…` lines.
+fn prefetch_versions(s: &EngineStats) -> Vec<(String, String)> {
+    s.prefetch_versions
+        .iter()
+        .map(|v| {
+            (
+                format!("prefetch_model_v{}", v.version),
+                format!(
+                    "issued={},used={},evicted_unused={},late={},accuracy={:.4},coverage={:.4}",
+                    v.issued,
+                    v.used,
+                    v.evicted_unused,
+                    v.late,
+                    v.accuracy(),
+                    v.coverage()
+                ),
+            )
+        })
+        .collect()
+}
 
 fn server(shared: &Shared) -> Fields {
     let uptime = shared.started.elapsed().as_secs();
@@ -200,6 +273,8 @@ fn counters(shared: &Shared, s: &EngineStats) -> Fields {
         ("prefetch_model_accuracy", format!("{:.4}", s.prefetch_model_accuracy)),
         ("prefetch_events_dropped", s.prefetch_events_dropped.to_string()),
         ("prefetch_queue_dropped", s.prefetch_queue_dropped.to_string()),
+        ("prefetch_queue_expired", s.prefetch_queue_expired.to_string()),
+        ("prefetch_share_limited", s.prefetch_share_limited.to_string()),
         ("prefetch_queue_depth", s.prefetch_queue_depth.to_string()),
         ("access_log_enabled", u8::from(s.access_log.enabled).to_string()),
         ("access_log_events", s.access_log.recorded.to_string()),
