@@ -137,13 +137,18 @@ async fn dirty_bound_refuses_writes_then_recovers() {
     // Acknowledged writes stay readable while the store is down.
     assert_eq!(engine.get(&b("k0")).await.expect("get"), Some(value.clone()));
     store.fail_writes.store(false, Ordering::SeqCst);
-    engine
-        .set(b("after"), value.clone())
-        .await
-        .expect("accepted once the store is back")
-        .durable()
-        .await
-        .expect("durable");
+    // The flusher retries a failing store with backoff (up to 3.2 s), so room comes
+    // back at its next attempt, not at once: a client retrying its refused write
+    // (as it would after OOM) gets in within that.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let ticket = loop {
+        match engine.set(b("after"), value.clone()).await {
+            Ok(ticket) => break ticket,
+            Err(EngineError::DirtyBound { .. }) if std::time::Instant::now() < deadline => continue,
+            Err(e) => panic!("not accepted once the store is back: {e}"),
+        }
+    };
+    ticket.durable().await.expect("durable");
     engine.flush_all().await.expect("flush");
     for i in 0..accepted {
         let key = Bytes::from(format!("k{i}"));
