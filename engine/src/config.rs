@@ -152,6 +152,37 @@ pub struct EngineConfig {
     /// Most of one core the learned prefetcher's background training may use,
     /// in (0, 1]. Default 0.5.
     pub train_cpu_share: f64,
+    /// When the learned prefetcher retrains and what counts as drift.
+    pub learning: LearningSchedule,
+}
+
+/// When `--prefetch ml` retrains (by requests, by time, on drift) and the drift
+/// test's thresholds; see `predict::MlConfig` for what each means.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LearningSchedule {
+    /// Requests between retrainings. Default 50,000.
+    pub retrain_every: u64,
+    /// Seconds between retrainings when traffic is light. Default 600.
+    pub retrain_every_s: f64,
+    /// Scores per window of the KS drift test. Default 2,000.
+    pub drift_window: usize,
+    /// p-value below which the windows differ. Default 1e-4.
+    pub drift_p_value: f64,
+    /// Least KS statistic that counts as drift. Default 0.15.
+    pub drift_min_statistic: f64,
+}
+
+impl Default for LearningSchedule {
+    fn default() -> Self {
+        let ml = crate::predict::MlConfig::default();
+        Self {
+            retrain_every: ml.retrain_every,
+            retrain_every_s: 600.0,
+            drift_window: ml.drift_window,
+            drift_p_value: ml.drift_p_value,
+            drift_min_statistic: ml.drift_min_statistic,
+        }
+    }
 }
 
 impl EngineConfig {
@@ -178,6 +209,7 @@ impl EngineConfig {
             model_dir: None,
             ab_window: None,
             train_cpu_share: 0.5,
+            learning: LearningSchedule::default(),
         }
     }
 }

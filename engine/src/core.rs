@@ -138,10 +138,16 @@ impl Core {
                 }
             });
         }
+        let learning = core.config.learning;
         let ml = crate::predict::MlConfig {
             background: true,
             model_dir: core.config.model_dir.clone(),
             train_cpu_share: core.config.train_cpu_share,
+            retrain_every: learning.retrain_every,
+            retrain_every_s: Some(learning.retrain_every_s),
+            drift_window: learning.drift_window,
+            drift_p_value: learning.drift_p_value,
+            drift_min_statistic: learning.drift_min_statistic,
             ..crate::predict::MlConfig::default()
         };
         let prefetcher = core

@@ -52,6 +52,6 @@ pub mod tier;
 pub mod validate;
 pub mod wal;
 
-pub use crate::config::{parse_bytes, EngineConfig, EvictionKind, SyncPolicy, TierKind};
+pub use crate::config::{parse_bytes, EngineConfig, EvictionKind, LearningSchedule, SyncPolicy, TierKind};
 pub use crate::engine::{Engine, SetCondition, SetOutcome, WriteTicket};
 pub use crate::error::{EngineError, EngineResult};

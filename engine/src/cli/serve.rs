@@ -116,6 +116,21 @@ pub struct ServeArgs {
     /// Most of one core `--prefetch ml`'s background training may use, 0-1 [default: 0.5].
     #[arg(long)]
     train_cpu_share: Option<f64>,
+    /// `--prefetch ml` retrains after this many requests [default: 50000].
+    #[arg(long)]
+    retrain_every: Option<u64>,
+    /// …or after this many seconds with at least 5,000 new requests [default: 600].
+    #[arg(long)]
+    retrain_every_s: Option<f64>,
+    /// Scores per window of the KS drift test [default: 2000].
+    #[arg(long)]
+    drift_window: Option<usize>,
+    /// The KS test's p-value below which the score windows differ [default: 0.0001].
+    #[arg(long)]
+    drift_p_value: Option<f64>,
+    /// The least KS statistic D that counts as drift [default: 0.15].
+    #[arg(long)]
+    drift_min_statistic: Option<f64>,
 }
 
 /// The same settings as read from the TOML file.
@@ -152,6 +167,11 @@ struct FileConfig {
     ab: Option<bool>,
     ab_window_ms: Option<u64>,
     train_cpu_share: Option<f64>,
+    retrain_every: Option<u64>,
+    retrain_every_s: Option<f64>,
+    drift_window: Option<usize>,
+    drift_p_value: Option<f64>,
+    drift_min_statistic: Option<f64>,
 }
 
 /// Settings after merging flags, file and defaults.
@@ -234,6 +254,34 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
             bail!("--train-cpu-share must be in (0, 1], got {share}");
         }
         engine.train_cpu_share = share;
+    }
+    let learning = &mut engine.learning;
+    if let Some(n) = pick!(retrain_every) {
+        learning.retrain_every = n.max(1);
+    }
+    if let Some(s) = pick!(retrain_every_s) {
+        if s.is_nan() || s <= 0.0 {
+            bail!("--retrain-every-s must be positive, got {s}");
+        }
+        learning.retrain_every_s = s;
+    }
+    if let Some(n) = pick!(drift_window) {
+        if n < 10 {
+            bail!("--drift-window must be at least 10 scores, got {n}");
+        }
+        learning.drift_window = n;
+    }
+    if let Some(p) = pick!(drift_p_value) {
+        if !(p > 0.0 && p < 1.0) {
+            bail!("--drift-p-value must be in (0, 1), got {p}");
+        }
+        learning.drift_p_value = p;
+    }
+    if let Some(d) = pick!(drift_min_statistic) {
+        if !(0.0..=1.0).contains(&d) {
+            bail!("--drift-min-statistic must be in [0, 1], got {d}");
+        }
+        learning.drift_min_statistic = d;
     }
     if pick!(ab).unwrap_or(false) {
         engine.ab_window = Some(Duration::from_millis(pick!(ab_window_ms).unwrap_or(10_000).max(10)));

@@ -267,22 +267,36 @@ impl Platt {
     }
 }
 
+/// Reads a float that JSON may hold as `null`: serde_json writes NaN (a metric
+/// with no samples behind it, e.g. precision when nothing scored above the
+/// threshold) as `null`, and a checkpoint must read back what it wrote.
+pub(crate) fn nan_from_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    <Option<f64> as serde::Deserialize>::deserialize(d).map(|v| v.unwrap_or(f64::NAN))
+}
+
 /// Validation figures of one model on held-out, later data.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
 pub struct Validation {
     /// Log loss of calibrated probabilities (lower is better; selects the model).
+    #[serde(deserialize_with = "nan_from_null")]
     pub log_loss: f64,
     /// Area under the ROC curve.
+    #[serde(deserialize_with = "nan_from_null")]
     pub auc: f64,
     /// Brier score of calibrated probabilities.
+    #[serde(deserialize_with = "nan_from_null")]
     pub brier: f64,
     /// Precision of "calibrated P ≥ 0.6".
+    #[serde(deserialize_with = "nan_from_null")]
     pub precision_at_06: f64,
     /// Recall of "calibrated P ≥ 0.6".
+    #[serde(deserialize_with = "nan_from_null")]
     pub recall_at_06: f64,
     /// Mean |predicted − observed| over 10 probability bins (calibration error).
+    #[serde(deserialize_with = "nan_from_null")]
     pub calibration_error: f64,
     /// Training wall time, ms.
+    #[serde(deserialize_with = "nan_from_null")]
     pub train_ms: f64,
     /// Validation samples.
     pub samples: usize,

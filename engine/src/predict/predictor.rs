@@ -46,6 +46,11 @@ pub struct MlConfig {
     pub first_train_after: u64,
     /// Requests between retrainings.
     pub retrain_every: u64,
+    /// Also retrain when this many seconds (of the host's clock) have passed since
+    /// the last training and at least `MIN_NEW_REQUESTS` requests came meanwhile,
+    /// so a server with little traffic still follows a slow change. `None` (the
+    /// simulator's default): by requests only, which keeps replays deterministic.
+    pub retrain_every_s: Option<f64>,
     /// Starting probability threshold.
     pub threshold: f32,
     /// Accuracy the threshold controller aims for.
@@ -81,6 +86,7 @@ impl Default for MlConfig {
             window: 60_000,
             first_train_after: 30_000,
             retrain_every: 50_000,
+            retrain_every_s: None,
             threshold: 0.6,
             target_accuracy: 0.65,
             // The GRU is compared offline (`augur predict`) but not retrained online:
@@ -154,6 +160,7 @@ pub struct MlPrefetcher<K> {
     trial_samples: Vec<Sample>,
     training: Option<JoinHandle<TrainingResult>>,
     last_train_seq: u64,
+    last_train_time: f64,
     version: u32,
     threshold: f32,
     time_s: f64,
@@ -177,6 +184,10 @@ pub struct MlPrefetcher<K> {
     history: Vec<(u64, ModelKind, Validation)>,
     decisions: Vec<(u64, Decision)>,
 }
+
+/// Requests a time-scheduled retraining needs since the last one: fewer would
+/// retrain on almost the same samples.
+const MIN_NEW_REQUESTS: u64 = 5_000;
 
 type TrainingResult = Result<(Vec<TrainedModel>, usize), PredictError>;
 
@@ -219,6 +230,7 @@ impl<K: Hash + Eq + Clone + Send + SequentialKey> MlPrefetcher<K> {
             trial_samples: Vec::new(),
             training: None,
             last_train_seq: 0,
+            last_train_time: 0.0,
             version,
             threshold: config.threshold,
             time_s: 0.0,
@@ -340,12 +352,18 @@ impl<K: Hash + Eq + Clone + Send + SequentialKey> MlPrefetcher<K> {
         let due = if self.version == 0 && self.training.is_none() {
             self.labeller.labelled() >= self.config.first_train_after
         } else {
-            self.retrain_now || self.state.seq - self.last_train_seq >= self.config.retrain_every
+            let since = self.state.seq - self.last_train_seq;
+            let timed = self
+                .config
+                .retrain_every_s
+                .is_some_and(|every| self.time_s - self.last_train_time >= every && since >= MIN_NEW_REQUESTS);
+            self.retrain_now || since >= self.config.retrain_every || timed
         };
         if !due || self.training.is_some() {
             return;
         }
         self.last_train_seq = self.state.seq;
+        self.last_train_time = self.time_s;
         self.retrain_now = false;
         let data = self.labeller.snapshot();
         let config = self.config.train.clone();
@@ -615,5 +633,55 @@ impl<K: Hash + Eq + Clone + Send + SequentialKey> Prefetcher<K> for MlPrefetcher
 
     fn name(&self) -> &'static str {
         "ml"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::predict::trainer::TrainConfig;
+
+    /// A learnable stream: the cycle 0, 1, …, 99 over and over, one request per
+    /// `dt` seconds of the host's clock.
+    fn feed(p: &mut MlPrefetcher<u64>, from: u64, n: u64, dt: f64) {
+        let mut out = Vec::new();
+        for i in from..from + n {
+            p.set_time(i as f64 * dt);
+            out.clear();
+            p.on_request_scored(&(i % 100), false, &mut out);
+        }
+    }
+
+    fn config(retrain_every_s: Option<f64>) -> MlConfig {
+        MlConfig {
+            first_train_after: 2_000,
+            window: 4_000,
+            retrain_every: u64::MAX,
+            retrain_every_s,
+            // Only the schedule under test retrains: no drift trigger.
+            drift_p_value: 0.0,
+            train: TrainConfig { models: vec![ModelKind::Logistic], ..TrainConfig::default() },
+            ..MlConfig::default()
+        }
+    }
+
+    #[test]
+    fn with_a_time_schedule_a_quiet_stream_is_retrained_after_enough_time_and_requests() {
+        // One request a second: 600 s pass every 600 requests, but a timed
+        // retraining also needs MIN_NEW_REQUESTS new requests since the last.
+        let mut timed = MlPrefetcher::<u64>::new(config(Some(600.0)));
+        let mut untimed = MlPrefetcher::<u64>::new(config(None));
+        feed(&mut timed, 0, 1_000, 1.0);
+        feed(&mut untimed, 0, 1_000, 1.0);
+        assert_eq!(timed.registry().versions().len(), 1, "the first model after 2,000 labels");
+        assert_eq!(untimed.registry().versions().len(), 1);
+        let trained_at = timed.last_train_seq;
+        let quiet = trained_at + MIN_NEW_REQUESTS - 1 - timed.state.seq;
+        feed(&mut timed, 1_000, quiet, 1.0);
+        assert_eq!(timed.registry().versions().len(), 1, "time enough, but too few new requests");
+        feed(&mut timed, 1_000 + quiet, 100, 1.0);
+        feed(&mut untimed, 1_000, quiet + 100, 1.0);
+        assert_eq!(timed.registry().versions().len(), 2, "retrained on the clock");
+        assert_eq!(untimed.registry().versions().len(), 1, "by requests only: not yet due");
     }
 }

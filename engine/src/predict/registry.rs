@@ -48,10 +48,14 @@ pub struct LiveFigures {
     /// Samples judged.
     pub samples: usize,
     /// Log loss.
+    #[serde(deserialize_with = "super::model::nan_from_null")]
     pub log_loss: f64,
-    /// Precision of "P ≥ threshold" (prefetch accuracy's proxy).
+    /// Precision of "P ≥ threshold" (prefetch accuracy's proxy; NaN when nothing
+    /// scored above it).
+    #[serde(deserialize_with = "super::model::nan_from_null")]
     pub accuracy: f64,
     /// Recall of "P ≥ threshold" (coverage's proxy).
+    #[serde(deserialize_with = "super::model::nan_from_null")]
     pub coverage: f64,
 }
 
@@ -450,6 +454,18 @@ mod tests {
         for (a, b) in before.iter().zip(&after) {
             assert!((a - b).abs() < 1e-6, "{a} vs {b}");
         }
+        drop(r);
+        // A figure with nothing behind it is NaN, which JSON stores as null: the
+        // list must still load (a server once refused to start on one).
+        let mut r = Registry::open(100, Some(dir.path().to_path_buf())).expect("reopen");
+        r.add(model(1.0, 4), 20, 4000);
+        let nothing_above = samples(200, 1.0, 7);
+        assert!(r.judge(&nothing_above, 1.1).is_some(), "a threshold no score reaches: NaN precision");
+        assert!(r.versions()[1].live.is_some_and(|l| l.accuracy.is_nan()));
+        drop(r);
+        let r = Registry::open(100, Some(dir.path().to_path_buf())).expect("a list holding NaN reloads");
+        assert!(r.versions()[1].live.is_some_and(|l| l.accuracy.is_nan()));
+        drop(r);
         std::fs::write(dir.path().join("registry.json"), b"{not json").expect("corrupt");
         let err = Registry::open(100, Some(dir.path().to_path_buf())).expect_err("corrupt list");
         assert!(err.to_string().contains("registry.json is corrupt"), "{err}");
