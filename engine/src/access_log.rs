@@ -105,7 +105,7 @@ enum Export {
 }
 
 impl AccessLog {
-    /// A log holding at most `queue_chunks` undelivered chunks of 256 events; with
+    /// A log holding at most `queue_chunks` undelivered chunks of 1,024 events; with
     /// `export`, every event is also written there (`.csv` → CSV, else binary).
     pub fn start(enabled: bool, queue_chunks: usize, export: Option<&Path>) -> std::io::Result<Arc<AccessLog>> {
         let (log, rx) = Self::detached(enabled, queue_chunks);

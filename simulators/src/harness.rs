@@ -143,6 +143,8 @@ struct Replay {
     delay: u64,
     /// Prefetches in flight: (lands at, key, size), oldest first.
     in_flight: std::collections::VecDeque<(u64, u64, u32)>,
+    /// Their keys: a key already on its way is not fetched twice.
+    in_flight_keys: rustc_hash::FxHashSet<u64>,
 }
 
 impl Replay {
@@ -157,6 +159,7 @@ impl Replay {
         c.bytes += real_size;
         while self.in_flight.front().is_some_and(|&(due, _, _)| due <= now) {
             let Some((_, key, size)) = self.in_flight.pop_front() else { break };
+            self.in_flight_keys.remove(&key);
             if cache.contains(key) {
                 c.prefetches_late += 1;
                 cache.prefetch_late(key);
@@ -197,7 +200,7 @@ impl Replay {
         }
         cache.prefetch_candidates(req, hit, now, &mut self.candidates);
         for key in self.candidates.drain(..) {
-            if cache.contains(key) {
+            if cache.contains(key) || self.in_flight_keys.contains(&key) {
                 continue;
             }
             // An object the trace has not shown yet is assumed to be the size of
@@ -210,6 +213,7 @@ impl Replay {
                 cache.insert_prefetched(key, size, now);
             } else {
                 self.in_flight.push_back((now + self.delay, key, size));
+                self.in_flight_keys.insert(key);
             }
         }
     }
@@ -234,6 +238,7 @@ pub fn replay<C: SimCache + ?Sized>(
         ignore_obj_size: options.ignore_obj_size,
         delay: options.prefetch_delay,
         in_flight: std::collections::VecDeque::new(),
+        in_flight_keys: Default::default(),
     };
     let bar = progress_bar(options);
     let start = Instant::now();

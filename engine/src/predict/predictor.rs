@@ -608,6 +608,9 @@ impl<K: Hash + Eq + Clone + Send + SequentialKey> Prefetcher<K> for MlPrefetcher
 
     fn admin(&mut self, command: &AdminCommand) -> Result<String, String> {
         let reply = self.registry.admin(command);
+        // Samples gathered for the trial that a command may have ended must not
+        // count toward the next one.
+        self.trial_samples.clear();
         self.on_active_changed();
         reply
     }

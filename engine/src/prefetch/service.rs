@@ -11,7 +11,7 @@
 //! `Prefetched` (see `Core::prefetch`, which never overwrites a dirty or newer
 //! value).
 
-use std::collections::{BinaryHeap, HashSet};
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, Weak};
@@ -194,43 +194,59 @@ impl Ord for Proposal {
 #[derive(Debug, Default)]
 struct ProposalQueue {
     heap: BinaryHeap<Proposal>,
-    keys: HashSet<Bytes>,
+    /// Queued keys and when each was last proposed: a key proposed again is
+    /// fresh again, whatever its heap entry says.
+    keys: HashMap<Bytes, u64>,
     capacity: usize,
 }
 
 impl ProposalQueue {
-    /// Adds a proposal; returns false if it (or the weakest) was dropped.
-    fn push(&mut self, key: Bytes, confidence: f32, at: u64) -> bool {
-        if self.keys.contains(&key) {
+    /// Adds a proposal made at request `at`; proposals made before `oldest` are
+    /// stale. Returns false if it (or the weakest) was dropped.
+    fn push(&mut self, key: Bytes, confidence: f32, at: u64, oldest: u64) -> bool {
+        if let Some(last) = self.keys.get_mut(&key) {
+            *last = (*last).max(at);
             return true;
         }
         if self.heap.len() >= self.capacity {
-            // Drop the weakest: rebuild without it (rare: only when the executor
-            // cannot keep up with the proposals, i.e. the budget is the limit).
-            let mut all = std::mem::take(&mut self.heap).into_sorted_vec();
-            let weakest = all.remove(0);
-            if weakest.confidence >= confidence {
-                all.insert(0, weakest);
+            // Full: stale proposals go first, then the weakest (rare: only when the
+            // executor cannot keep up with the proposals, i.e. the budget is the
+            // limit, so a rebuild now and then costs little).
+            let keys = &mut self.keys;
+            let before = self.heap.len();
+            self.heap.retain(|p| {
+                let fresh = keys.get(&p.key).is_some_and(|&last| last >= oldest);
+                if !fresh {
+                    keys.remove(&p.key);
+                }
+                fresh
+            });
+            if self.heap.len() == before {
+                let mut all = std::mem::take(&mut self.heap).into_sorted_vec();
+                let weakest = all.remove(0);
+                if weakest.confidence >= confidence {
+                    all.insert(0, weakest);
+                    self.heap = all.into();
+                    return false;
+                }
+                self.keys.remove(&weakest.key);
                 self.heap = all.into();
+                self.keys.insert(key.clone(), at);
+                self.heap.push(Proposal { confidence, at, key });
                 return false;
             }
-            self.keys.remove(&weakest.key);
-            self.heap = all.into();
-            self.keys.insert(key.clone());
-            self.heap.push(Proposal { confidence, at, key });
-            return false;
         }
-        self.keys.insert(key.clone());
+        self.keys.insert(key.clone(), at);
         self.heap.push(Proposal { confidence, at, key });
         true
     }
 
-    /// The strongest proposal made at or after `oldest`; staler ones popped on
-    /// the way are counted in `expired`.
+    /// The strongest proposal last made at or after `oldest`; staler ones popped
+    /// on the way are counted in `expired`.
     fn pop(&mut self, oldest: u64, expired: &mut u64) -> Option<Bytes> {
         while let Some(p) = self.heap.pop() {
-            self.keys.remove(&p.key);
-            if p.at >= oldest {
+            let last = self.keys.remove(&p.key).unwrap_or(p.at);
+            if last >= oldest {
                 return Some(p.key);
             }
             *expired += 1;
@@ -240,6 +256,10 @@ impl ProposalQueue {
 
     fn len(&self) -> usize {
         self.heap.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.heap.is_empty()
     }
 }
 
@@ -286,6 +306,10 @@ struct Service {
     issued_reported: u64,
     /// Prefetch reads the share limit allows per second, from the last window.
     share_rate: f64,
+    /// Fractional reads withheld by the share, carried between ticks.
+    share_withheld: f64,
+    /// Keys handed to the executor, with the request count then.
+    dispatched: HashMap<Bytes, u64>,
 }
 
 impl Service {
@@ -304,6 +328,8 @@ impl Service {
             reported: Feedback::default(),
             issued: 0,
             issued_reported: 0,
+            share_withheld: 0.0,
+            dispatched: HashMap::new(),
             share_rate: 0.0,
         }
     }
@@ -336,23 +362,40 @@ impl Service {
                 proposals.clear();
                 self.prefetcher.on_requests_scored(chunk, &mut proposals);
                 self.requests += chunk.len() as u64;
+                let oldest = self.requests.saturating_sub(self.budget.max_age);
                 for (key, confidence) in proposals.drain(..) {
-                    if core.in_memory(&key) || !core.prefetch_allowed(&key) {
+                    // A key read for a prefetch a moment ago is not in memory until
+                    // that read lands: proposing it again would read it twice.
+                    let in_flight = self.dispatched.get(&key).is_some_and(|&at| at >= oldest);
+                    if in_flight || core.in_memory(&key) || !core.prefetch_allowed(&key) {
                         continue;
                     }
                     self.prefetcher.on_issued(&key);
-                    if !self.queue.push(key, confidence, self.requests) {
+                    if !self.queue.push(key, confidence, self.requests, oldest) {
                         self.counters.queue_dropped.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             }
             let batch = self.take_batch();
             self.issued += batch.len() as u64;
+            self.remember_dispatched(&batch);
             if !batch.is_empty() {
                 let core = Arc::clone(&core);
                 runtime.spawn(async move { core.prefetch(batch).await });
             }
             self.report(&core);
+        }
+    }
+
+    /// Remembers the keys just handed to the executor (bounded: entries older than
+    /// `max_age` requests are dropped once the map grows past the queue's size).
+    fn remember_dispatched(&mut self, batch: &[Bytes]) {
+        for key in batch {
+            self.dispatched.insert(key.clone(), self.requests);
+        }
+        if self.dispatched.len() > 2 * self.budget.queue.max(1024) {
+            let oldest = self.requests.saturating_sub(self.budget.max_age);
+            self.dispatched.retain(|_, at| *at >= oldest);
         }
     }
 
@@ -364,8 +407,14 @@ impl Service {
         let cap = f64::from(self.budget.store_reads_per_sec);
         let rate = match self.budget.per_demand_read() {
             Some(_) if self.share_rate < cap => {
-                let denied = (cap - self.share_rate) * elapsed;
-                self.counters.share_limited.fetch_add(denied as u64, Ordering::Relaxed);
+                // Count only reads the share actually held back: proposals were
+                // waiting and the cap alone would have let them through.
+                if !self.queue.is_empty() {
+                    self.share_withheld += (cap - self.share_rate) * elapsed;
+                    let whole = self.share_withheld.min(self.queue.len() as f64).floor();
+                    self.share_withheld -= whole;
+                    self.counters.share_limited.fetch_add(whole as u64, Ordering::Relaxed);
+                }
                 self.share_rate
             }
             _ => cap,
@@ -448,14 +497,30 @@ mod tests {
         let mut q = ProposalQueue { capacity: 2, ..Default::default() };
         let k = |s: &'static str| Bytes::from_static(s.as_bytes());
         let mut expired = 0;
-        assert!(q.push(k("a"), 0.5, 1));
-        assert!(q.push(k("a"), 0.9, 1), "a duplicate is absorbed");
-        assert!(q.push(k("b"), 0.8, 1));
-        assert!(!q.push(k("c"), 0.1, 1), "weaker than everything queued: dropped");
-        assert!(!q.push(k("d"), 0.95, 1), "full: the weakest (a) makes room");
+        assert!(q.push(k("a"), 0.5, 1, 0));
+        assert!(q.push(k("a"), 0.9, 1, 0), "a duplicate is absorbed");
+        assert!(q.push(k("b"), 0.8, 1, 0));
+        assert!(!q.push(k("c"), 0.1, 1, 0), "weaker than everything queued: dropped");
+        assert!(!q.push(k("d"), 0.95, 1, 0), "full: the weakest (a) makes room");
         assert_eq!(q.pop(0, &mut expired), Some(k("d")));
         assert_eq!(q.pop(0, &mut expired), Some(k("b")));
         assert_eq!(q.pop(0, &mut expired), None);
+        assert_eq!(expired, 0);
+    }
+
+    #[test]
+    fn a_key_proposed_again_is_fresh_again_and_a_full_queue_drops_stale_entries_first() {
+        let mut q = ProposalQueue { capacity: 2, ..Default::default() };
+        let k = |s: &'static str| Bytes::from_static(s.as_bytes());
+        let mut expired = 0;
+        q.push(k("a"), 0.9, 10, 0);
+        q.push(k("a"), 0.9, 400, 0);
+        assert_eq!(q.pop(300, &mut expired), Some(k("a")), "re-proposed at 400: not stale at 300");
+        q.push(k("stale"), 0.99, 10, 0);
+        q.push(k("b"), 0.5, 400, 0);
+        assert!(q.push(k("c"), 0.2, 400, 300), "full, but the stale entry makes room for a weak fresh one");
+        assert_eq!(q.pop(300, &mut expired), Some(k("b")));
+        assert_eq!(q.pop(300, &mut expired), Some(k("c")));
         assert_eq!(expired, 0);
     }
 
@@ -464,10 +529,10 @@ mod tests {
         let mut q = ProposalQueue { capacity: 8, ..Default::default() };
         let k = |s: &'static str| Bytes::from_static(s.as_bytes());
         let mut expired = 0;
-        q.push(k("old"), 1.0, 10);
-        q.push(k("new"), 1.0, 500);
-        q.push(k("stale-but-strong"), 1.0, 5);
-        q.push(k("weak"), 0.3, 400);
+        q.push(k("old"), 1.0, 10, 0);
+        q.push(k("new"), 1.0, 500, 0);
+        q.push(k("stale-but-strong"), 1.0, 5, 0);
+        q.push(k("weak"), 0.3, 400, 0);
         assert_eq!(q.pop(100, &mut expired), Some(k("new")), "equal confidence: newest first");
         assert_eq!(q.pop(100, &mut expired), Some(k("weak")), "both older than 100 are skipped");
         assert_eq!(expired, 2);

@@ -110,6 +110,15 @@ pub(crate) fn render(shared: &Shared, sections: &[&str]) -> String {
 
 type Fields = Vec<(&'static str, String)>;
 
+/// A ratio with four decimals, or `-` when nothing was behind it (0/0).
+fn ratio_or_dash(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x:.4}")
+    } else {
+        "-".to_string()
+    }
+}
+
 /// The live A/B test (`augur serve --ab`): per-group counters since start and
 /// the test over the closed windows, with the names `augur ab --json` uses.
 fn live_ab(s: &EngineStats) -> Vec<(String, String)> {
@@ -161,13 +170,13 @@ fn prefetch_versions(s: &EngineStats) -> Vec<(String, String)> {
             (
                 format!("prefetch_model_v{}", v.version),
                 format!(
-                    "issued={},used={},evicted_unused={},late={},accuracy={:.4},coverage={:.4}",
+                    "issued={},used={},evicted_unused={},late={},accuracy={},coverage={}",
                     v.issued,
                     v.used,
                     v.evicted_unused,
                     v.late,
-                    v.accuracy(),
-                    v.coverage()
+                    ratio_or_dash(v.accuracy()),
+                    ratio_or_dash(v.coverage())
                 ),
             )
         })
