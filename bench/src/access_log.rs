@@ -79,10 +79,7 @@ fn median(v: &mut [f64]) -> f64 {
 
 /// Runs the benchmark and prints (and optionally writes) the Markdown section.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let augur = match &args.augur {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?.with_file_name("augur"),
-    };
+    let augur = crate::peers::augur_binary(args.augur.as_deref())?;
     let dir = tempfile::tempdir()?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let server = Server(

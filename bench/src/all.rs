@@ -211,10 +211,7 @@ pub fn run(args: Args, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> 
     eprintln!("all: {} run, writing into {}", if args.quick { "quick (smoke)" } else { "full" }, out.display());
     write_report(&report, &run)?;
 
-    let augur = match &args.augur {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?.with_file_name("augur"),
-    };
+    let augur = crate::peers::augur_binary(args.augur.as_deref())?;
     let augur_missing = (!is_executable(&augur)).then(|| {
         format!(
             "no augur binary at {} (build it: cargo build --release -p augur-engine --bin augur, or pass --augur)",

@@ -418,10 +418,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.rounds == 0 || args.requests == 0 {
         bail!("--rounds and --requests must be at least 1");
     }
-    let augur_bin = match &args.augur {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?.with_file_name("augur"),
-    };
+    let augur_bin = augur_binary(args.augur.as_deref())?;
     let dir = tempfile::tempdir()?;
     let redis_port = free_port()?;
     let mut redis = Server {
@@ -567,22 +564,22 @@ fn bars(table: &Table, results: &HashMap<Cell, Runs>) -> Vec<crate::bars::Group>
 
 pub(crate) use augur_simulators::report::machine;
 
+/// The augur binary: `given`, else the one next to this executable.
+pub(crate) fn augur_binary(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    Ok(match given {
+        Some(p) => p.to_path_buf(),
+        None => std::env::current_exe()?.with_file_name("augur"),
+    })
+}
+
 /// The command line a Markdown section reports: `recorded` when `augur-bench all`
 /// built the run, else this process's own; arguments with spaces quoted.
 pub(crate) fn command_line(recorded: &[String]) -> String {
     let args: Vec<String> = if recorded.is_empty() { std::env::args().collect() } else { recorded.to_vec() };
-    args.iter().map(|a| if a.contains(' ') { format!("'{a}'") } else { a.clone() }).collect::<Vec<_>>().join(" ")
+    args.iter().map(|a| augur_simulators::report::shell_quote(a)).collect::<Vec<_>>().join(" ")
 }
 
-pub(crate) fn now_utc() -> String {
-    Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "unknown date".into())
-}
+pub(crate) use augur_simulators::report::utc_now as now_utc;
 
 fn ms(v: f64) -> String {
     format!("{v:.3}")

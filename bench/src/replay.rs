@@ -150,13 +150,6 @@ fn parse_replay(text: &str) -> anyhow::Result<Outcome> {
     })
 }
 
-fn augur_bin(args: &Args) -> anyhow::Result<PathBuf> {
-    Ok(match &args.augur {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?.with_file_name("augur"),
-    })
-}
-
 fn run_ok(cmd: &mut Command) -> anyhow::Result<String> {
     let out = cmd.stdin(Stdio::null()).output().with_context(|| format!("cannot run {cmd:?}"))?;
     if !out.status.success() {
@@ -203,7 +196,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut variants = vec![Variant::None];
     variants.extend(args.variants.iter().copied().filter(|&v| v != Variant::None));
     variants.dedup();
-    let augur = augur_bin(&args)?;
+    let augur = crate::peers::augur_binary(args.augur.as_deref())?;
     let dir = tempfile::tempdir()?;
     let trace = dir.path().join("sessions.oracleGeneral.bin");
     let store = dir.path().join("rocksdb");

@@ -131,10 +131,7 @@ async fn slow_reader(port: u16, stop: Instant) {
 
 /// Runs the soak test and prints the RSS table.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let augur = match args.augur {
-        Some(p) => p,
-        None => std::env::current_exe()?.with_file_name("augur"),
-    };
+    let augur = crate::peers::augur_binary(args.augur.as_deref())?;
     let dir = tempfile::tempdir()?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let child = Command::new(&augur)

@@ -532,10 +532,7 @@ fn start_augur(
 }
 
 async fn setup(args: &Args) -> anyhow::Result<Setup> {
-    let augur_bin = match &args.augur {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?.with_file_name("augur"),
-    };
+    let augur_bin = crate::peers::augur_binary(args.augur.as_deref())?;
     let dir = tempfile::tempdir()?;
     let url = match &args.url {
         Some(u) => u.clone(),

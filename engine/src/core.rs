@@ -31,7 +31,7 @@ use crate::engine::{SetCondition, SetOutcome, WriteTicket};
 use crate::error::{EngineError, EngineResult};
 use crate::prefetch::service::PrefetchHandle;
 use crate::stats::{Counters, EngineStats};
-use crate::tier::{Cached, EntryState, GpuTier, Lru, MokaTier, PolicyTier, SplitTier, Tier, TierEntry};
+use crate::tier::{key_hash, Cached, EntryState, GpuTier, Lru, MokaTier, PolicyTier, SplitTier, Tier, TierEntry};
 use crate::wal::Wal;
 
 const SHARDS: usize = 1024;
@@ -173,16 +173,8 @@ impl Core {
         Ok(core)
     }
 
-    /// Fixed-seed hash of key bytes, computed once per key and used both for the
-    /// epoch shard and as the access log's key hash (stable across restarts, so
-    /// logs from different runs agree). Not flooding-resistant, which only matters
-    /// for maps keyed by it; here it only picks one of 1,024 counters.
-    fn key_hash(&self, key: &[u8]) -> u64 {
-        crate::tier::key_hash(key)
-    }
-
     fn shard(&self, key: &Bytes) -> usize {
-        (self.key_hash(key) as usize) % SHARDS
+        (key_hash(key) as usize) % SHARDS
     }
 
     /// The answer memory holds for `key`: `Some(value)` (value `None` = known absent),
@@ -218,7 +210,7 @@ impl Core {
         let log = self.access_log.enabled();
         let prefetch = self.prefetch.get();
         for (i, key) in keys.iter().enumerate() {
-            let hash = self.key_hash(key);
+            let hash = key_hash(key);
             let epoch = self.epochs[(hash as usize) % SHARDS].load(Ordering::SeqCst);
             let found = self.lookup_memory(key);
             let treated = match &self.ab {
@@ -342,7 +334,7 @@ impl Core {
     /// during a live A/B test (counted as dropped).
     pub(crate) fn prefetch_allowed(&self, key: &Bytes) -> bool {
         match &self.ab {
-            Some(ab) if !ab.treated(self.key_hash(key)) => {
+            Some(ab) if !ab.treated(key_hash(key)) => {
                 ab.control_candidates_dropped.fetch_add(1, Ordering::Relaxed);
                 false
             }
@@ -450,7 +442,7 @@ impl Core {
                     Some(v) => (Op::Write, v.len() as u32),
                     None => (Op::Delete, 0),
                 };
-                self.access_log.record(self.key_hash(key), op, AccessResult::NotApplicable, size);
+                self.access_log.record(key_hash(key), op, AccessResult::NotApplicable, size);
             }
         }
         Counters::add(&self.counters.writes, entries.len() as u64 - deletes);
@@ -542,9 +534,9 @@ impl Core {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let (dirty_keys, dirty_bytes) = self.dirty.usage();
         let (wal_segments, wal_bytes) = self.wal.disk_usage();
+        let outcomes = self.prefetch_feedback();
         let pf = self.prefetch.get();
         let status = pf.and_then(|p| p.counters.status.lock().unwrap_or_else(|e| e.into_inner()).clone());
-        let ratio = |a: u64, b: u64| if b == 0 { f64::NAN } else { a as f64 / b as f64 };
         EngineStats {
             hits: get(&c.hits),
             misses: get(&c.misses),
@@ -563,17 +555,14 @@ impl Core {
             prefetch_reads: get(&c.prefetch_reads),
             prefetch_inserted: get(&c.prefetch_inserted),
             prefetch_late: get(&c.prefetch_late),
-            prefetch_evicted_unused: self.tier.prefetched_evicted_unused(),
+            prefetch_evicted_unused: outcomes.wasted,
             prefetch_events_dropped: pf.map_or(0, |p| get(&p.counters.events_dropped)),
             prefetch_queue_dropped: pf.map_or(0, |p| get(&p.counters.queue_dropped)),
             prefetch_queue_expired: pf.map_or(0, |p| get(&p.counters.queue_expired)),
             prefetch_share_limited: pf.map_or(0, |p| get(&p.counters.share_limited)),
             prefetch_queue_depth: pf.map_or(0, |p| get(&p.counters.queue_depth)),
-            prefetch_accuracy: ratio(
-                get(&c.prefetch_hits),
-                get(&c.prefetch_hits) + self.tier.prefetched_evicted_unused() + get(&c.prefetch_late),
-            ),
-            prefetch_coverage: ratio(get(&c.prefetch_hits), get(&c.prefetch_hits) + get(&c.misses)),
+            prefetch_accuracy: crate::prefetch::service::accuracy(outcomes.used, outcomes.wasted, outcomes.late),
+            prefetch_coverage: crate::prefetch::service::coverage(outcomes.used, outcomes.misses),
             prefetch_model_version: status.as_ref().map_or(0, |s| u64::from(s.version)),
             prefetch_threshold: status.as_ref().map_or(f64::NAN, |s| f64::from(s.threshold)),
             prefetch_model_accuracy: status.as_ref().map_or(f64::NAN, |s| s.accuracy),

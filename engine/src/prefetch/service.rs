@@ -101,16 +101,27 @@ pub struct VersionOutcomes {
 }
 
 impl VersionOutcomes {
-    /// used / (used + evicted unused + late): the spec's prefetch accuracy over
-    /// the prefetches whose fate is known.
+    /// See [`accuracy`].
     pub fn accuracy(&self) -> f64 {
-        self.used as f64 / (self.used + self.evicted_unused + self.late) as f64
+        accuracy(self.used, self.evicted_unused, self.late)
     }
 
-    /// used / (used + misses): the share of would-be misses turned into hits.
+    /// See [`coverage`].
     pub fn coverage(&self) -> f64 {
-        self.used as f64 / (self.used + self.misses) as f64
+        coverage(self.used, self.misses)
     }
+}
+
+/// used / (used + evicted unused + late): the spec's prefetch accuracy over the
+/// prefetches whose fate is known (NaN before the first).
+pub fn accuracy(used: u64, evicted_unused: u64, late: u64) -> f64 {
+    used as f64 / (used + evicted_unused + late) as f64
+}
+
+/// used / (used + misses): the share of would-be misses prefetching turned into
+/// hits (NaN before the first read).
+pub fn coverage(used: u64, misses: u64) -> f64 {
+    used as f64 / (used + misses) as f64
 }
 
 /// What the cache reports back to the service, as running totals.

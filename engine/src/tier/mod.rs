@@ -36,8 +36,10 @@ pub use self::policy_tier::PolicyTier;
 pub use self::sieve::Sieve;
 pub use self::split::SplitTier;
 
-/// The engine's 64-bit hash of a key: write epochs, the access log's key hash,
-/// the A/B split. Fixed, so an exported log splits like the live server did.
+/// The engine's 64-bit hash of a key: write-epoch shards, the access log's key
+/// hash, the A/B split. Fixed-seed, so logs from different runs agree and an
+/// exported log splits like the live server did. Not flooding-resistant, which
+/// only matters for maps keyed by it; the engine only picks counters with it.
 pub fn key_hash(key: &[u8]) -> u64 {
     use std::hash::BuildHasher;
     rustc_hash::FxBuildHasher.hash_one(key)
