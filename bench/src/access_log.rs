@@ -7,13 +7,12 @@
 //! `--markdown PATH` also writes it to a file.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use crate::peers::{command_line, machine, now_utc};
+use crate::peers::{command_line, machine, now_utc, ReportArgs};
 
 /// Options of `augur-bench access-log`.
 #[derive(Debug, clap::Args)]
@@ -30,16 +29,8 @@ pub struct Args {
     /// Concurrent clients.
     #[arg(long, default_value_t = 50)]
     clients: u32,
-    /// The augur binary [default: next to this one].
-    #[arg(long)]
-    augur: Option<PathBuf>,
-    /// Write the results as a Markdown section to this file.
-    #[arg(long)]
-    markdown: Option<PathBuf>,
-    /// The command line the Markdown reports; empty: this process's own (`augur-bench
-    /// all` sets it to the equivalent `augur-bench access-log …`).
-    #[arg(skip)]
-    pub(crate) command: Vec<String>,
+    #[command(flatten)]
+    pub(crate) report: ReportArgs,
 }
 
 struct Server(Child);
@@ -79,7 +70,7 @@ fn median(v: &mut [f64]) -> f64 {
 
 /// Runs the benchmark and prints (and optionally writes) the Markdown section.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let augur = crate::peers::augur_binary(args.augur.as_deref())?;
+    let augur = crate::peers::augur_binary(args.report.augur.as_deref())?;
     let dir = tempfile::tempdir()?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let server = Server(
@@ -128,7 +119,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     drop(server);
     let text = markdown(&args, &results, &events);
     println!("{text}");
-    if let Some(path) = &args.markdown {
+    if let Some(path) = &args.report.markdown {
         std::fs::write(path, &text).with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("access-log: wrote {}", path.display());
     }
@@ -141,7 +132,7 @@ fn markdown(args: &Args, results: &[(&str, f64, f64)], (recorded, dropped): &(St
     let _ = writeln!(out, "### Access-log overhead (`CONFIG SET access-log`, one server, same run)\n");
     let _ = writeln!(out, "- Machine: {}", machine());
     let _ = writeln!(out, "- Date: {}", now_utc());
-    let _ = writeln!(out, "- Command: `{}`", command_line(&args.command));
+    let _ = writeln!(out, "- Command: `{}`", command_line(&args.report.command));
     let _ = writeln!(
         out,
         "- Load: `redis-benchmark -n {} -P {} -c {} -r 100000 -d 64 -t get|set` against one `augur serve` \

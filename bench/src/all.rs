@@ -315,19 +315,19 @@ fn run_part(argv: &[String], runtime: &tokio::runtime::Runtime) -> anyhow::Resul
     let command = argv.to_vec();
     match cli.command {
         crate::Command::Peers(mut a) => {
-            a.command = command;
+            a.report.command = command;
             crate::peers::run(*a)
         }
         crate::Command::Stores(mut a) => {
-            a.command = command;
+            a.report.command = command;
             runtime.block_on(crate::stores::run(*a))
         }
         crate::Command::Replay(mut a) => {
-            a.command = command;
+            a.report.command = command;
             crate::replay::run(a)
         }
         crate::Command::AccessLog(mut a) => {
-            a.command = command;
+            a.report.command = command;
             crate::access_log::run(a)
         }
         other => bail!("augur-bench all does not run {other:?}"),

@@ -93,25 +93,17 @@ pub struct Args {
     /// Scaling sweep over pipeline depths (50 clients, 64 B values), e.g. 1,4,16,64,256.
     #[arg(long, value_delimiter = ',')]
     sweep_pipelines: Vec<u32>,
-    /// Write the results as a Markdown section to this file.
-    #[arg(long)]
-    markdown: Option<PathBuf>,
     /// Draw throughput and p99 bars to this PNG (sweeps go to PATH-STEM-sweep-*.png).
     #[arg(long)]
     plot: Option<PathBuf>,
-    /// The augur binary [default: next to this one].
-    #[arg(long)]
-    augur: Option<PathBuf>,
     /// One more flag for `augur serve` (repeatable), e.g. --augur-arg=--access-log=false.
     #[arg(long = "augur-arg", allow_hyphen_values = true)]
     augur_args: Vec<String>,
     /// The redis-server binary.
     #[arg(long, default_value = "redis-server")]
     redis_server: PathBuf,
-    /// The command line the Markdown reports; empty: this process's own (`augur-bench
-    /// all` sets it to the equivalent `augur-bench peers …`).
-    #[arg(skip)]
-    pub(crate) command: Vec<String>,
+    #[command(flatten)]
+    pub(crate) report: ReportArgs,
 }
 
 /// Bytes from `64`, `1K`, `1KiB`, `2M`, `2MiB` (binary multiples).
@@ -418,7 +410,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.rounds == 0 || args.requests == 0 {
         bail!("--rounds and --requests must be at least 1");
     }
-    let augur_bin = augur_binary(args.augur.as_deref())?;
+    let augur_bin = augur_binary(args.report.augur.as_deref())?;
     let dir = tempfile::tempdir()?;
     let redis_port = free_port()?;
     let mut redis = Server {
@@ -534,7 +526,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let text = markdown(&args, &redis_version, &tables, &results, memory.as_ref(), &plots);
     println!("{text}");
-    if let Some(path) = &args.markdown {
+    if let Some(path) = &args.report.markdown {
         std::fs::write(path, &text).with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("peers: wrote {}", path.display());
     }
@@ -563,6 +555,22 @@ fn bars(table: &Table, results: &HashMap<Cell, Runs>) -> Vec<crate::bars::Group>
 }
 
 pub(crate) use augur_simulators::report::machine;
+
+/// Where a benchmark's report goes and which augur it runs: the options every
+/// side-by-side subcommand shares.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub(crate) struct ReportArgs {
+    /// Write the results as a Markdown section to this file.
+    #[arg(long)]
+    pub(crate) markdown: Option<PathBuf>,
+    /// The augur binary [default: next to this one].
+    #[arg(long)]
+    pub(crate) augur: Option<PathBuf>,
+    /// The command line the Markdown reports; empty: this process's own
+    /// (`augur-bench all` sets it to the equivalent subcommand).
+    #[arg(skip)]
+    pub(crate) command: Vec<String>,
+}
 
 /// The augur binary: `given`, else the one next to this executable.
 pub(crate) fn augur_binary(given: Option<&Path>) -> anyhow::Result<PathBuf> {
@@ -603,7 +611,7 @@ fn markdown(
     let _ = writeln!(out, "### Augur against Redis (redis-benchmark, same machine, same run)\n");
     let _ = writeln!(out, "- Machine: {}", machine());
     let _ = writeln!(out, "- Date: {}", now_utc());
-    let _ = writeln!(out, "- Command: `{}`", command_line(&args.command));
+    let _ = writeln!(out, "- Command: `{}`", command_line(&args.report.command));
     let _ = writeln!(
         out,
         "- Redis: redis-server {redis_version}, no persistence (`--save \"\" --appendonly no`), loopback."

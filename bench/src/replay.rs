@@ -14,13 +14,13 @@
 //! ratio.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use crate::peers::{command_line, free_port, machine, median, now_utc, Server};
+use crate::peers::{command_line, free_port, machine, median, now_utc, ReportArgs, Server};
 
 /// A server configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -90,16 +90,8 @@ pub struct Args {
     /// --augur-arg=--prefetch-budget=50000.
     #[arg(long = "augur-arg", allow_hyphen_values = true)]
     augur_args: Vec<String>,
-    /// Write the results as a Markdown section to this file.
-    #[arg(long)]
-    markdown: Option<PathBuf>,
-    /// The augur binary [default: next to this one].
-    #[arg(long)]
-    augur: Option<PathBuf>,
-    /// The command line the Markdown reports; empty: this process's own (`augur-bench
-    /// all` sets it to the equivalent subcommand).
-    #[arg(skip)]
-    pub(crate) command: Vec<String>,
+    #[command(flatten)]
+    pub(crate) report: ReportArgs,
 }
 
 /// What one `augur replay` reported, plus the server's prefetch figures.
@@ -196,7 +188,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut variants = vec![Variant::None];
     variants.extend(args.variants.iter().copied().filter(|&v| v != Variant::None));
     variants.dedup();
-    let augur = crate::peers::augur_binary(args.augur.as_deref())?;
+    let augur = crate::peers::augur_binary(args.report.augur.as_deref())?;
     let dir = tempfile::tempdir()?;
     let trace = dir.path().join("sessions.oracleGeneral.bin");
     let store = dir.path().join("rocksdb");
@@ -267,7 +259,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let text = markdown(&args, &variants, &results, load.fills);
     println!("{text}");
-    if let Some(path) = &args.markdown {
+    if let Some(path) = &args.report.markdown {
         std::fs::write(path, &text).with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("replay: wrote {}", path.display());
     }
@@ -279,7 +271,7 @@ fn markdown(args: &Args, variants: &[Variant], results: &[Vec<Outcome>], objects
     let _ = writeln!(out, "### Prefetching and access log on against off (`augur replay`, same run)\n");
     let _ = writeln!(out, "- Machine: {}", machine());
     let _ = writeln!(out, "- Date: {}", now_utc());
-    let _ = writeln!(out, "- Command: `{}`", command_line(&args.command));
+    let _ = writeln!(out, "- Command: `{}`", command_line(&args.report.command));
     let _ = writeln!(
         out,
         "- Trace: `augur gen --kind sessions --requests {} --keys {} --seed {} --value-size fixed:{}` \

@@ -29,7 +29,7 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,7 +44,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_postgres::types::ToSql;
 
-use crate::peers::{command_line, free_port, human_size, machine, median, now_utc, parse_size, Server};
+use crate::peers::{command_line, free_port, human_size, machine, median, now_utc, parse_size, ReportArgs, Server};
 
 /// A comparison `augur-bench stores` can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -98,16 +98,8 @@ pub struct Args {
     /// PostgreSQL URL [default: the test server: AUGUR_PG_URL, 127.0.0.1:5432, or a private cluster].
     #[arg(long)]
     url: Option<String>,
-    /// Write the results as a Markdown section to this file.
-    #[arg(long)]
-    markdown: Option<PathBuf>,
-    /// The augur binary [default: next to this one].
-    #[arg(long)]
-    augur: Option<PathBuf>,
-    /// The command line the Markdown reports; empty: this process's own (`augur-bench
-    /// all` sets it to the equivalent subcommand).
-    #[arg(skip)]
-    pub(crate) command: Vec<String>,
+    #[command(flatten)]
+    pub(crate) report: ReportArgs,
 }
 
 /// One side of a comparison.
@@ -532,7 +524,7 @@ fn start_augur(
 }
 
 async fn setup(args: &Args) -> anyhow::Result<Setup> {
-    let augur_bin = crate::peers::augur_binary(args.augur.as_deref())?;
+    let augur_bin = crate::peers::augur_binary(args.report.augur.as_deref())?;
     let dir = tempfile::tempdir()?;
     let url = match &args.url {
         Some(u) => u.clone(),
@@ -669,7 +661,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     drop(dir);
     println!("{text}");
-    if let Some(path) = &args.markdown {
+    if let Some(path) = &args.report.markdown {
         std::fs::write(path, &text).with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("stores: wrote {}", path.display());
     }
@@ -681,7 +673,7 @@ fn markdown(args: &Args, setup: &Setup, plans: &[Plan], results: &[Vec<Vec<Sampl
     let _ = writeln!(out, "### Augur against its stores used directly (same machine, same run)\n");
     let _ = writeln!(out, "- Machine: {}", machine());
     let _ = writeln!(out, "- Date: {}", now_utc());
-    let _ = writeln!(out, "- Command: `{}`", command_line(&args.command));
+    let _ = writeln!(out, "- Command: `{}`", command_line(&args.report.command));
     let _ = writeln!(
         out,
         "- Load: {} concurrent clients per run, {} (one TCP connection each to Augur, one \
