@@ -11,6 +11,7 @@
 //! | `peers` | `peers` | GET (hit) and SET against redis-server: 50 clients, pipeline 1 and 16, 64 B and 1 KiB values, 100,000 keys; throughput, p50/p99/p99.9; scaling with clients (1-1,000), value size (64 B-64 KiB) and pipeline depth (1-256); memory per cached key; PNG plots |
 //! | `stores` | `stores` | read-through against PostgreSQL and RocksDB point reads; write-back at each durability mode against PostgreSQL (synchronous commit) and RocksDB (sync on and off); one request in flight per client |
 //! | `stores-pipelined` | `stores --pipeline 16` | the same, 16 requests in flight per client |
+//! | `stores-sequential` | `stores --clients 1` | the same, one client with one request at a time: a sequential writer, where the stores cannot group commits |
 //! | `replay` | `replay` | prefetching on against off, access log on against off, under `augur replay` |
 //! | `access-log` | `access-log` | access-log overhead on one server switched with CONFIG SET |
 //!
@@ -40,6 +41,8 @@ pub enum Part {
     Stores,
     /// The same with 16 requests in flight per client (`stores --pipeline 16`).
     StoresPipelined,
+    /// The same with one client, one request at a time (`stores --clients 1`).
+    StoresSequential,
     /// Prefetching and access log on against off under a live replay (`replay`).
     Replay,
     /// Access-log overhead with CONFIG SET on one server (`access-log`).
@@ -47,13 +50,15 @@ pub enum Part {
 }
 
 impl Part {
-    const ALL: [Part; 5] = [Part::Peers, Part::Stores, Part::StoresPipelined, Part::Replay, Part::AccessLog];
+    const ALL: [Part; 6] =
+        [Part::Peers, Part::Stores, Part::StoresPipelined, Part::StoresSequential, Part::Replay, Part::AccessLog];
 
     fn name(self) -> &'static str {
         match self {
             Part::Peers => "peers",
             Part::Stores => "stores",
             Part::StoresPipelined => "stores-pipelined",
+            Part::StoresSequential => "stores-sequential",
             Part::Replay => "replay",
             Part::AccessLog => "access-log",
         }
@@ -65,6 +70,7 @@ impl Part {
             Part::Peers => "Augur against Redis, scaling, memory per key",
             Part::Stores => "Augur against its stores, 1 request in flight per client",
             Part::StoresPipelined => "Augur against its stores, 16 requests in flight per client",
+            Part::StoresSequential => "Augur against its stores, one client, one request at a time",
             Part::Replay => "Prefetching and access log on against off, live replay",
             Part::AccessLog => "Access-log overhead",
         }
@@ -81,6 +87,10 @@ impl Part {
                  against PostgreSQL (synchronous commit) and RocksDB (sync on, off); 1 request in flight per client"
             }
             Part::StoresPipelined => "the same as `stores` with 16 requests in flight per client",
+            Part::StoresSequential => {
+                "the same as `stores` with one client and one request at a time (a sequential writer: no \
+                 concurrent commits for a store to group)"
+            }
             Part::Replay => "prefetching on against off, access log on against off, under `augur replay`",
             Part::AccessLog => "access-log overhead, switched with CONFIG SET on one server",
         }
@@ -101,9 +111,13 @@ impl Part {
                 });
                 f
             }
-            (Part::Stores | Part::StoresPipelined, _) => {
-                let mut f = vec!["stores", "--compare", "read-through,write-back", "--clients", "16"];
-                f.extend(["--pipeline", if self == Part::Stores { "1" } else { "16" }]);
+            (Part::Stores | Part::StoresPipelined | Part::StoresSequential, _) => {
+                let mut f = vec!["stores", "--compare", "read-through,write-back"];
+                f.extend(match self {
+                    Part::StoresPipelined => ["--clients", "16", "--pipeline", "16"],
+                    Part::StoresSequential => ["--clients", "1", "--pipeline", "1"],
+                    _ => ["--clients", "16", "--pipeline", "1"],
+                });
                 f.extend(if quick {
                     ["--rounds", "1", "--seconds", "1", "--keyspace", "10000"]
                 } else {
@@ -138,7 +152,11 @@ pub struct Args {
     #[arg(long)]
     quick: bool,
     /// Parts to run, comma-separated; the report lists the others as not requested.
-    #[arg(long, value_delimiter = ',', default_value = "peers,stores,stores-pipelined,replay,access-log")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "peers,stores,stores-pipelined,stores-sequential,replay,access-log"
+    )]
     parts: Vec<Part>,
     /// PostgreSQL URL for the stores parts [default: as `stores`: AUGUR_PG_URL,
     /// 127.0.0.1:5432, or a private cluster started with initdb].
@@ -233,7 +251,7 @@ pub fn run(args: Args, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> 
                 .clone()
                 .or_else(|| missing_program(&args.redis_server, "redis-server", "apt-get install redis-server"))
                 .or_else(|| missing_tools(&["redis-benchmark", "redis-cli"])),
-            Part::Stores | Part::StoresPipelined => augur_missing
+            Part::Stores | Part::StoresPipelined | Part::StoresSequential => augur_missing
                 .clone()
                 .or_else(|| missing_tools(&["redis-cli"]))
                 .or_else(|| match pg.get_or_insert_with(|| postgres(runtime, args.pg.as_deref())) {
@@ -560,7 +578,7 @@ mod tests {
                 let ok = matches!(
                     (part, &cli.command),
                     (Part::Peers, crate::Command::Peers(_))
-                        | (Part::Stores | Part::StoresPipelined, crate::Command::Stores(_))
+                        | (Part::Stores | Part::StoresPipelined | Part::StoresSequential, crate::Command::Stores(_))
                         | (Part::Replay, crate::Command::Replay(_))
                         | (Part::AccessLog, crate::Command::AccessLog(_))
                 );
@@ -583,6 +601,7 @@ mod tests {
                 outcome(Part::Peers, Status::Done("### Augur against Redis\n\n| a |\n".into())),
                 outcome(Part::Stores, Status::Skipped("no PostgreSQL reachable at postgres://x".into())),
                 outcome(Part::StoresPipelined, Status::NotRequested),
+                outcome(Part::StoresSequential, Status::NotRequested),
                 outcome(Part::Replay, Status::Failed("augur replay failed\nmore".into())),
                 outcome(Part::AccessLog, Status::Pending),
             ],

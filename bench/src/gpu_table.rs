@@ -241,17 +241,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     } else {
         match GpuDevice::open(0) {
             Ok(dev) => {
-                let info = dev.info();
-                println!(
-                    "GPU: {} (sm_{}{}), {:.1} GiB, NVRTC {}.{}, kernels as {:?}; GPU figures are kernel time only",
-                    info.name,
-                    info.compute_capability.0,
-                    info.compute_capability.1,
-                    info.total_memory as f64 / (1u64 << 30) as f64,
-                    info.nvrtc.0,
-                    info.nvrtc.1,
-                    info.image
-                );
+                println!("GPU: {}; GPU figures are kernel time only", dev.info());
                 run_subject(&mut Gpu(GpuTable::with_capacity(dev, capacity)?), &args, capacity)?
             }
             Err(KernelError::NoGpu { reason }) => {

@@ -5,6 +5,7 @@
 mod access_log;
 mod all;
 mod bars;
+mod gpu_serve;
 mod gpu_table;
 mod peers;
 mod pg_upsert;
@@ -36,6 +37,9 @@ enum Command {
     /// GPU hash table vs its CPU reference vs moka: insert and find throughput by
     /// load factor and batch size (GPU columns print SKIP without a GPU).
     GpuTable(gpu_table::Args),
+    /// `augur serve --tier gpu` against `--tier cpu` with the same redis-benchmark
+    /// commands, alternating, medians and the ratio GPU / CPU (prints SKIP without a GPU).
+    GpuServe(gpu_serve::Args),
     /// Augur against redis-server with the same redis-benchmark commands, alternating,
     /// medians and ratios; optional scaling sweeps; Markdown and PNG output.
     Peers(Box<peers::Args>),
@@ -62,6 +66,7 @@ fn main() -> anyhow::Result<()> {
         Command::PgUpsert(args) => runtime.block_on(pg_upsert::run(args)),
         Command::AccessLog(args) => access_log::run(args),
         Command::GpuTable(args) => gpu_table::run(args),
+        Command::GpuServe(args) => gpu_serve::run(args),
         Command::Soak(args) => runtime.block_on(soak::run(args)),
         Command::Peers(args) => peers::run(*args),
         Command::Stores(args) => runtime.block_on(stores::run(*args)),

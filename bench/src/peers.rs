@@ -46,7 +46,7 @@ pub enum Test {
 }
 
 impl Test {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Test::Get => "get",
             Test::Set => "set",
@@ -54,36 +54,43 @@ impl Test {
     }
 }
 
+/// The redis-benchmark load and the Augur settings `peers` and `gpu-serve` share.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Load {
+    /// Rounds per cell; each round runs both servers, the order alternating.
+    #[arg(long, default_value_t = 5)]
+    pub(crate) rounds: usize,
+    /// Requests per redis-benchmark run (-n).
+    #[arg(long, default_value_t = 200_000)]
+    pub(crate) requests: u64,
+    /// Concurrent clients (-c).
+    #[arg(long, default_value_t = 50)]
+    pub(crate) clients: u32,
+    /// Pipeline depths (-P), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,16")]
+    pub(crate) pipelines: Vec<u32>,
+    /// Value sizes (-d), comma-separated: bytes, or with K/KiB, M/MiB.
+    #[arg(long, value_delimiter = ',', default_value = "64,1KiB", value_parser = parse_size)]
+    pub(crate) sizes: Vec<u64>,
+    /// Commands, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "get,set")]
+    pub(crate) tests: Vec<Test>,
+    /// Key space (-r): keys key:000000000000 to key:K-1.
+    #[arg(long, default_value_t = 100_000)]
+    pub(crate) keyspace: u64,
+    /// Augur's WAL durability (always, everysec, no); Redis, in `peers`, runs without persistence.
+    #[arg(long, default_value = "everysec")]
+    pub(crate) durability: String,
+    /// Augur's cache size (the GPU tier's arena, or the CPU tier's bound).
+    #[arg(long, default_value = "1GiB")]
+    pub(crate) cache_size: String,
+}
+
 /// Options of `augur-bench peers`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Rounds per cell; each round runs both servers, the order alternating.
-    #[arg(long, default_value_t = 5)]
-    rounds: usize,
-    /// Requests per redis-benchmark run (-n).
-    #[arg(long, default_value_t = 200_000)]
-    requests: u64,
-    /// Concurrent clients (-c).
-    #[arg(long, default_value_t = 50)]
-    clients: u32,
-    /// Pipeline depths (-P), comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "1,16")]
-    pipelines: Vec<u32>,
-    /// Value sizes (-d), comma-separated: bytes, or with K/KiB, M/MiB.
-    #[arg(long, value_delimiter = ',', default_value = "64,1KiB", value_parser = parse_size)]
-    sizes: Vec<u64>,
-    /// Commands, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "get,set")]
-    tests: Vec<Test>,
-    /// Key space (-r): keys key:000000000000 to key:K-1.
-    #[arg(long, default_value_t = 100_000)]
-    keyspace: u64,
-    /// Augur's WAL durability (always, everysec, no); Redis runs without persistence.
-    #[arg(long, default_value = "everysec")]
-    durability: String,
-    /// Augur's cache size.
-    #[arg(long, default_value = "1GiB")]
-    cache_size: String,
+    #[command(flatten)]
+    pub(crate) load: Load,
     /// Scaling sweep over client counts (pipeline 1, 64 B values), e.g. 1,10,50,100,500,1000.
     #[arg(long, value_delimiter = ',')]
     sweep_clients: Vec<u32>,
@@ -131,26 +138,26 @@ pub(crate) fn human_size(bytes: u64) -> String {
 
 /// One benchmark configuration, run against both servers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-struct Cell {
-    size: u64,
-    test: Test,
-    clients: u32,
-    pipeline: u32,
+pub(crate) struct Cell {
+    pub(crate) size: u64,
+    pub(crate) test: Test,
+    pub(crate) clients: u32,
+    pub(crate) pipeline: u32,
 }
 
 impl Cell {
-    fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         format!("{} c{} P{} {}", self.test.name().to_uppercase(), self.clients, self.pipeline, human_size(self.size))
     }
 }
 
 /// What one redis-benchmark run reported.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-struct Measurement {
-    rps: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    p999_ms: Option<f64>,
+pub(crate) struct Measurement {
+    pub(crate) rps: f64,
+    pub(crate) p50_ms: f64,
+    pub(crate) p99_ms: f64,
+    pub(crate) p999_ms: Option<f64>,
 }
 
 /// Parses redis-benchmark's plain report (not `-q`, not `--csv`) for one test.
@@ -202,7 +209,7 @@ pub(crate) fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// Medians over rounds.
-fn summarize(runs: &[Measurement]) -> Measurement {
+pub(crate) fn summarize(runs: &[Measurement]) -> Measurement {
     let p999: Vec<f64> = runs.iter().filter_map(|m| m.p999_ms).collect();
     Measurement {
         rps: median(runs.iter().map(|m| m.rps).collect()),
@@ -310,7 +317,7 @@ impl Server {
         Ok(())
     }
 
-    fn benchmark(&self, cell: &Cell, requests: u64, keyspace: u64) -> anyhow::Result<Measurement> {
+    pub(crate) fn benchmark(&self, cell: &Cell, requests: u64, keyspace: u64) -> anyhow::Result<Measurement> {
         let out = Command::new("redis-benchmark")
             .args(benchmark_args(self.port, cell, requests, keyspace))
             .stdin(Stdio::null())
@@ -353,17 +360,17 @@ struct Table {
 
 fn tables(args: &Args) -> Vec<Table> {
     let mut main = Vec::new();
-    for &size in &args.sizes {
-        for &pipeline in &args.pipelines {
-            for &test in &args.tests {
-                main.push(Cell { size, test, clients: args.clients, pipeline });
+    for &size in &args.load.sizes {
+        for &pipeline in &args.load.pipelines {
+            for &test in &args.load.tests {
+                main.push(Cell { size, test, clients: args.load.clients, pipeline });
             }
         }
     }
     main.sort_by_key(|c| (c.test, c.pipeline, c.size));
     let mut out = vec![Table { title: "Augur against Redis".into(), slug: "", cells: main }];
     let sweep = |title: &str, slug, cells: Vec<Cell>| Table { title: title.to_string(), slug, cells };
-    let both = |f: &dyn Fn(Test) -> Vec<Cell>| args.tests.iter().copied().flat_map(f).collect::<Vec<_>>();
+    let both = |f: &dyn Fn(Test) -> Vec<Cell>| args.load.tests.iter().copied().flat_map(f).collect::<Vec<_>>();
     if !args.sweep_clients.is_empty() {
         let cells = both(&|test| {
             args.sweep_clients.iter().map(|&clients| Cell { size: 64, test, clients, pipeline: 1 }).collect()
@@ -391,6 +398,61 @@ struct Runs {
     augur: Vec<Measurement>,
 }
 
+/// Runs every cell against both servers, `load.rounds` times, A B then B A so each
+/// goes first in half the rounds, and returns each cell's measurements per server.
+/// Before a value size's first GET cell, `fill(keyspace, size)` loads the key space
+/// (so GETs read cached keys); before every run, every server that flushes (Augur)
+/// is waited for, so no earlier SET run's flushing eats into the next run.
+pub(crate) fn alternate(
+    tag: &str,
+    cells: &[Cell],
+    load: &Load,
+    servers: [&Server; 2],
+    mut fill: impl FnMut(u64, u64) -> anyhow::Result<()>,
+) -> anyhow::Result<HashMap<Cell, [Vec<Measurement>; 2]>> {
+    let total_runs = cells.len() * load.rounds * 2;
+    eprintln!(
+        "{tag}: {} cells x {} rounds x 2 servers = {total_runs} redis-benchmark runs of {} requests",
+        cells.len(),
+        load.rounds,
+        load.requests
+    );
+    let mut results: HashMap<Cell, [Vec<Measurement>; 2]> = HashMap::new();
+    let mut loaded: Option<u64> = None;
+    let mut done = 0;
+    for cell in cells {
+        let keyspace = keyspace_for(load.keyspace, cell.size);
+        if cell.test == Test::Get && loaded != Some(cell.size) {
+            eprintln!("{tag}: loading {keyspace} keys of {} into both servers", human_size(cell.size));
+            fill(keyspace, cell.size)?;
+            loaded = Some(cell.size);
+        }
+        let runs = results.entry(*cell).or_default();
+        for round in 0..load.rounds {
+            let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+            for side in order {
+                // Only Augur servers flush (their names start with "augur").
+                for server in servers.iter().filter(|s| s.name.starts_with("augur")) {
+                    server.wait_flushed()?;
+                }
+                let server = servers[side];
+                let m = server.benchmark(cell, load.requests, keyspace)?;
+                done += 1;
+                eprintln!(
+                    "{tag}: [{done}/{total_runs}] {} {}: {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms",
+                    cell.label(),
+                    server.name,
+                    m.rps,
+                    m.p50_ms,
+                    m.p99_ms
+                );
+                runs[side].push(m);
+            }
+        }
+    }
+    Ok(results)
+}
+
 /// Memory after loading a key space, per server.
 #[derive(Debug)]
 struct Memory {
@@ -401,13 +463,14 @@ struct Memory {
     augur_rss_growth: Option<u64>,
 }
 
-fn keyspace_for(args: &Args, size: u64) -> u64 {
-    args.keyspace.min((LOAD_BYTES / size).max(1)).max(1)
+/// The key space for values of `size` bytes: `keyspace`, capped at [`LOAD_BYTES`] of values.
+pub(crate) fn keyspace_for(keyspace: u64, size: u64) -> u64 {
+    keyspace.min((LOAD_BYTES / size).max(1)).max(1)
 }
 
 /// Runs the benchmark and prints (and optionally writes) the Markdown section.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    if args.rounds == 0 || args.requests == 0 {
+    if args.load.rounds == 0 || args.load.requests == 0 {
         bail!("--rounds and --requests must be at least 1");
     }
     let augur_bin = augur_binary(args.report.augur.as_deref())?;
@@ -429,7 +492,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut augur = Server {
         child: Command::new(&augur_bin)
             .args(["serve", "--listen", &format!("127.0.0.1:{augur_port}")])
-            .args(["--cache-size", &args.cache_size, "--durability", &args.durability])
+            .args(["--cache-size", &args.load.cache_size, "--durability", &args.load.durability])
             .arg("--wal-dir")
             .arg(dir.path().join("wal"))
             .arg("--store")
@@ -452,63 +515,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // rewrites values of the same size, so the loaded key space stays as it was.
     cells.sort();
     cells.dedup();
-    let total_runs = cells.len() * args.rounds * 2;
-    eprintln!(
-        "peers: {} cells x {} rounds x 2 servers = {total_runs} redis-benchmark runs of {} requests",
-        cells.len(),
-        args.rounds,
-        args.requests
-    );
-    let mut results: HashMap<Cell, Runs> = HashMap::new();
     let mut memory: Option<Memory> = None;
-    let mut loaded: Option<u64> = None;
-    let mut done = 0;
-    for cell in &cells {
-        let keyspace = keyspace_for(&args, cell.size);
-        if cell.test == Test::Get && loaded != Some(cell.size) {
-            eprintln!("peers: loading {keyspace} keys of {} into both servers", human_size(cell.size));
-            let before = (redis.rss(), augur.rss());
-            redis.load(keyspace, cell.size)?;
-            augur.load(keyspace, cell.size)?;
-            augur.wait_flushed()?;
-            if memory.is_none() {
-                let growth = |before: Option<u64>, after: Option<u64>| Some(after?.saturating_sub(before?));
-                memory = Some(Memory {
-                    keys: keyspace,
-                    size: cell.size,
-                    redis_used_memory: redis.info_field("memory", "used_memory").ok().and_then(|v| v.parse().ok()),
-                    redis_rss_growth: growth(before.0, redis.rss()),
-                    augur_rss_growth: growth(before.1, augur.rss()),
-                });
-            }
-            loaded = Some(cell.size);
+    let measured = alternate("peers", &cells, &args.load, [&redis, &augur], |keyspace, size| {
+        let before = (redis.rss(), augur.rss());
+        redis.load(keyspace, size)?;
+        augur.load(keyspace, size)?;
+        augur.wait_flushed()?;
+        if memory.is_none() {
+            let growth = |before: Option<u64>, after: Option<u64>| Some(after?.saturating_sub(before?));
+            memory = Some(Memory {
+                keys: keyspace,
+                size,
+                redis_used_memory: redis.info_field("memory", "used_memory").ok().and_then(|v| v.parse().ok()),
+                redis_rss_growth: growth(before.0, redis.rss()),
+                augur_rss_growth: growth(before.1, augur.rss()),
+            });
         }
-        let runs = results.entry(*cell).or_default();
-        for round in 0..args.rounds {
-            // A B, then B A: each server goes first in half the rounds.
-            let order: [&Server; 2] = if round % 2 == 0 { [&redis, &augur] } else { [&augur, &redis] };
-            for server in order {
-                // Before every run, either side: GETs then read the cache tier, and
-                // Augur's flushing of an earlier SET run does not eat into the next run.
-                augur.wait_flushed()?;
-                let m = server.benchmark(cell, args.requests, keyspace)?;
-                done += 1;
-                eprintln!(
-                    "peers: [{done}/{total_runs}] {} {}: {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms",
-                    cell.label(),
-                    server.name,
-                    m.rps,
-                    m.p50_ms,
-                    m.p99_ms
-                );
-                if server.name == "augur" {
-                    runs.augur.push(m)
-                } else {
-                    runs.redis.push(m)
-                }
-            }
-        }
-    }
+        Ok(())
+    })?;
+    let results: HashMap<Cell, Runs> =
+        measured.into_iter().map(|(cell, [redis, augur])| (cell, Runs { redis, augur })).collect();
     drop(augur);
     drop(redis);
 
@@ -589,7 +615,7 @@ pub(crate) fn command_line(recorded: &[String]) -> String {
 
 pub(crate) use augur_simulators::report::utc_now as now_utc;
 
-fn ms(v: f64) -> String {
+pub(crate) fn ms(v: f64) -> String {
     format!("{v:.3}")
 }
 
@@ -606,7 +632,7 @@ fn markdown(
         let mut sizes: Vec<u64> = tables.iter().flat_map(|t| t.cells.iter().map(|c| c.size)).collect();
         sizes.sort_unstable();
         sizes.dedup();
-        sizes.iter().map(|&s| format!("{} for {}", keyspace_for(args, s), human_size(s))).collect()
+        sizes.iter().map(|&s| format!("{} for {}", keyspace_for(args.load.keyspace, s), human_size(s))).collect()
     };
     let _ = writeln!(out, "### Augur against Redis (redis-benchmark, same machine, same run)\n");
     let _ = writeln!(out, "- Machine: {}", machine());
@@ -621,13 +647,13 @@ fn markdown(
         "- Augur: `augur serve` on RocksDB in a temporary directory, `--durability {}` (every write in \
          the OS before its reply; {}), `--cache-size {}`{}. GETs read cached keys: the key space was \
          loaded and flushed into the cache tier before each GET run.",
-        args.durability,
-        match args.durability.as_str() {
+        args.load.durability,
+        match args.load.durability.as_str() {
             "always" => "fsynced before its reply",
             "no" => "never fsynced by Augur",
             _ => "fsynced within a second",
         },
-        args.cache_size,
+        args.load.cache_size,
         if args.augur_args.is_empty() { String::new() } else { format!(" `{}`", args.augur_args.join(" ")) }
     );
     let _ = writeln!(
@@ -636,8 +662,8 @@ fn markdown(
          command against each server, alternating which goes first; medians of {} rounds per cell. \
          Key space K: {}. p99.9 is redis-benchmark's first printed percentile at or above 99.9% (its \
          `--csv` has no p99.9).",
-        args.requests,
-        args.rounds,
+        args.load.requests,
+        args.load.rounds,
         keyspaces.join(", ")
     );
     for (table, plot) in tables.iter().zip(plots) {

@@ -226,7 +226,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let i = (round + offset) % variants.len();
             let v = variants[i];
             let wal = dir.path().join(format!("wal-{round}-{i}"));
+            // One eviction policy for every variant, so only prefetching (or the log)
+            // differs: LRU, the tier `--prefetch` picks by default, unless asked otherwise.
             let mut flags = v.flags();
+            if !args.augur_args.iter().any(|a| a.starts_with("--eviction")) {
+                flags.extend(["--eviction", "lru"]);
+            }
             flags.extend(args.augur_args.iter().map(String::as_str));
             let server = start(&augur, &store, &wal, &args.cache_size, &flags)?;
             let mut out = parse_replay(&replay(&augur, &trace, server.port, args.concurrency)?)
@@ -280,7 +285,7 @@ fn markdown(args: &Args, variants: &[Variant], results: &[Vec<Outcome>], objects
     );
     let _ = writeln!(
         out,
-        "- Each run: a fresh `augur serve --store rocksdb:… --cache-size {} FLAGS` (durability everysec; \
+        "- Each run: a fresh `augur serve --store rocksdb:… --cache-size {} --eviction lru FLAGS` (durability everysec; \
          nothing is written) and `augur replay --concurrency {}` of the whole trace (one request at a \
          time per connection); a miss is a read-through from RocksDB. Medians of {} rounds, variants \
          alternating, the first rotating each round. Hit ratio from the server's INFO.{}",

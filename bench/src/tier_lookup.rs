@@ -2,18 +2,29 @@
 //! count, against a plain `HashMap`. The GET-hit profile (bench/scripts/profile-get.sh)
 //! puts moka's `get` at the top; this isolates it from the server.
 //!
-//! Each key count builds a `moka::sync::Cache<Bytes, Bytes>` the way the engine's
-//! `MokaTier` does (a byte weigher, TinyLFU admission, LRU eviction, capacity far
-//! above the data) and a `std::collections::HashMap<Bytes, Bytes>` (SipHash) over the
-//! same keys (`key:000000000000`, … as redis-benchmark writes them) and 64-byte values,
-//! then times uniformly random lookups of present keys on one thread: moka's `get`
-//! (which also records the read for its policy), moka's `contains_key` (the lookup
-//! alone) and the HashMap's lookup (`contains_key`, the same probe as `get`), alternating for `--rounds` rounds; medians.
+//! Each key count builds, over the same keys (`key:000000000000`, … as
+//! redis-benchmark writes them) and 64-byte values:
+//! - a `moka::sync::Cache<Bytes, Bytes>` the way `MokaTier` builds it (a byte
+//!   weigher, TinyLFU admission, LRU eviction, capacity far above the data, SipHash);
+//! - the same with FxHash, to see what the hash function costs;
+//! - moka keyed by a keyed 64-bit hash of the key with the key stored beside the
+//!   value and compared on a hit, to see what moka's key comparison through
+//!   pointers costs (it made things slower: the idea was dropped);
+//! - a `quick_cache::sync::Cache<Bytes, Bytes>` (`QuickTier`'s cache);
+//! - a `std::collections::HashMap<Bytes, Bytes>` (SipHash), the floor;
+//!
+//! then times uniformly random lookups of present keys on one thread: each cache's
+//! `get` (moka's also records the read for its policy), moka's `contains_key` (its
+//! lookup alone) and the HashMap's lookup, methods rotating each round, for
+//! `--rounds` rounds; medians.
 
 use std::collections::HashMap;
 use std::time::Instant;
 
 use bytes::Bytes;
+use rustc_hash::FxBuildHasher;
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
 
 use crate::peers::median;
 
@@ -32,6 +43,16 @@ pub struct Args {
     /// Rounds (each method once per round).
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+}
+
+/// Bytes of key and value, as the tiers charge them.
+#[derive(Debug, Clone, Copy)]
+struct ByteWeighter;
+
+impl quick_cache::Weighter<Bytes, Bytes> for ByteWeighter {
+    fn weight(&self, key: &Bytes, value: &Bytes) -> u64 {
+        (key.len() + value.len()) as u64
+    }
 }
 
 /// Nanoseconds per call of `f` over `n` random indexes below `keys`.
@@ -59,35 +80,67 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "tier-lookup: {} random lookups of present keys per method per round, {} rounds, one thread, 64 B values\n",
         args.lookups, args.rounds
     );
-    println!("| keys | moka get ns | moka contains_key ns | HashMap get ns | moka get / HashMap get |");
-    println!("|---:|---:|---:|---:|---:|");
+    println!(
+        "| keys | moka get ns (SipHash, Bytes key) | moka get ns (FxHash, Bytes key) | moka get ns (u64 fingerprint key, key verified) | moka contains_key ns | quick_cache get ns | HashMap get ns | moka get / HashMap get | fingerprint / SipHash | quick_cache / moka |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &n in &args.keys {
-        let cache: moka::sync::Cache<Bytes, Bytes> = moka::sync::Cache::builder()
-            .max_capacity(1 << 40)
-            .weigher(|k: &Bytes, v: &Bytes| (k.len() + v.len()).min(u32::MAX as usize) as u32)
-            .build();
         let keys: Vec<Bytes> = (0..n).map(|i| Bytes::from(format!("key:{i:012}"))).collect();
         let value = Bytes::from(vec![b'x'; 64]);
+        let weigh = |k: &Bytes, v: &Bytes| (k.len() + v.len()).min(u32::MAX as usize) as u32;
+        let cache: moka::sync::Cache<Bytes, Bytes> =
+            moka::sync::Cache::builder().max_capacity(1 << 40).weigher(weigh).build();
+        let fx: moka::sync::Cache<Bytes, Bytes, FxBuildHasher> =
+            moka::sync::Cache::builder().max_capacity(1 << 40).weigher(weigh).build_with_hasher(FxBuildHasher);
+        // Keyed by the key's 64-bit hash, the full key stored beside the value and
+        // compared on a hit: moka's probe compares integers, not key bytes behind two
+        // pointers.
+        let by_fp: moka::sync::Cache<u64, (Bytes, Bytes), FxBuildHasher> = moka::sync::Cache::builder()
+            .max_capacity(1 << 40)
+            .weigher(|_: &u64, (k, v): &(Bytes, Bytes)| (8 + k.len() + v.len()).min(u32::MAX as usize) as u32)
+            .build_with_hasher(FxBuildHasher);
+        let quick: quick_cache::sync::Cache<Bytes, Bytes, ByteWeighter> =
+            quick_cache::sync::Cache::with_weighter(n as usize, 1 << 40, ByteWeighter);
+        // The fingerprint is keyed SipHash, as moka's own default hasher: crafted keys
+        // must not be able to collide on purpose.
+        let fp_state = RandomState::new();
         for k in &keys {
             cache.insert(k.clone(), value.clone());
+            fx.insert(k.clone(), value.clone());
+            by_fp.insert(fp_state.hash_one(k.as_ref()), (k.clone(), value.clone()));
+            quick.insert(k.clone(), value.clone());
         }
         cache.run_pending_tasks();
+        fx.run_pending_tasks();
+        by_fp.run_pending_tasks();
         let map: HashMap<Bytes, Bytes> = keys.iter().map(|k| (k.clone(), value.clone())).collect();
-        let (mut get, mut contains, mut hashmap) = (Vec::new(), Vec::new(), Vec::new());
+        let mut samples: [Vec<f64>; 6] = Default::default();
         for round in 0..args.rounds {
             let seed = round as u64 + 1;
-            let mut methods: [Method<'_>; 3] = [
-                (&mut get, &|i| cache.get(&keys[i]).is_some()),
-                (&mut contains, &|i| cache.contains_key(&keys[i])),
-                (&mut hashmap, &|i| map.contains_key(&keys[i])),
+            let [get, get_fx, get_fp, contains, quick_get, hashmap] = &mut samples;
+            let mut methods: [Method<'_>; 6] = [
+                (get, &|i| cache.get(&keys[i]).is_some()),
+                (get_fx, &|i| fx.get(&keys[i]).is_some()),
+                (get_fp, &|i| {
+                    let key = &keys[i];
+                    by_fp.get(&fp_state.hash_one(key.as_ref())).is_some_and(|(k, _)| k == key)
+                }),
+                (contains, &|i| cache.contains_key(&keys[i])),
+                (quick_get, &|i| quick.get(&keys[i]).is_some()),
+                (hashmap, &|i| map.contains_key(&keys[i])),
             ];
-            methods.rotate_left(round % 3);
+            methods.rotate_left(round % 6);
             for (out, f) in methods {
                 out.push(time(args.lookups, n, seed, f));
             }
         }
-        let (g, c, h) = (median(get), median(contains), median(hashmap));
-        println!("| {n} | {g:.0} | {c:.0} | {h:.0} | {:.1} |", g / h);
+        let [g, gx, gp, c, q, h] = samples.map(median);
+        println!(
+            "| {n} | {g:.0} | {gx:.0} | {gp:.0} | {c:.0} | {q:.0} | {h:.0} | {:.1} | {:.2} | {:.2} |",
+            g / h,
+            gp / g,
+            q / g
+        );
     }
     Ok(())
 }

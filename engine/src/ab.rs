@@ -451,7 +451,7 @@ fn replay_split(
         Group::Treatment => capacities,
         Group::Control => [capacities[1], capacities[0]],
     };
-    policy.with_cache(Split { reader, prefetch, capacities, treated, window, options })
+    policy.with_cache(None, Split { reader, prefetch, capacities, treated, window, options })
 }
 
 /// The trace position of the `seq`-th request the treatment arm served (its

@@ -31,7 +31,9 @@ use crate::engine::{SetCondition, SetOutcome, WriteTicket};
 use crate::error::{EngineError, EngineResult};
 use crate::prefetch::service::PrefetchHandle;
 use crate::stats::{Counters, EngineStats};
-use crate::tier::{key_hash, Cached, EntryState, GpuTier, Lru, MokaTier, PolicyTier, SplitTier, Tier, TierEntry};
+use crate::tier::{
+    key_hash, Cached, EntryState, GpuTier, Lru, MokaTier, PolicyTier, QuickTier, SplitTier, Tier, TierEntry,
+};
 use crate::wal::Wal;
 
 const SHARDS: usize = 1024;
@@ -104,8 +106,12 @@ impl Core {
                 "replayed the write-ahead log; flushing the replayed writes to the store"
             );
         }
-        let access_log = AccessLog::start(config.access_log, 256, config.access_log_export.as_deref())
-            .map_err(|e| EngineError::Startup(format!("cannot start the access log: {e}")))?;
+        let access_log = AccessLog::start(
+            config.access_log,
+            crate::access_log::DEFAULT_RING_EVENTS,
+            config.access_log_export.as_deref(),
+        )
+        .map_err(|e| EngineError::Startup(format!("cannot start the access log: {e}")))?;
         let core = Arc::new(Core {
             store,
             tier,
@@ -180,8 +186,10 @@ impl Core {
     /// The answer memory holds for `key`: `Some(value)` (value `None` = known absent),
     /// or `None` when the store must be asked; and whether a prefetch earned it.
     fn lookup_memory(&self, key: &Bytes) -> Option<(Option<Bytes>, AccessResult)> {
-        if let Some(entry) = self.dirty.lock().get(key) {
-            return Some((entry.value.clone(), AccessResult::Hit));
+        if self.dirty.maybe_dirty() {
+            if let Some(entry) = self.dirty.lock().get(key) {
+                return Some((entry.value.clone(), AccessResult::Hit));
+            }
         }
         let entry = self.tier.get(key)?;
         let mut result = AccessResult::Hit;
@@ -380,7 +388,8 @@ impl Core {
             }
         };
         let writes = self.dirty.lock();
-        let (mut inserted, mut late) = (0, 0);
+        let mut late = 0;
+        let mut fetched = Vec::with_capacity(keys.len());
         for ((key, epoch), value) in keys.into_iter().zip(epochs).zip(values) {
             let Some(value) = value else { continue };
             let raced = self.epochs[self.shard(&key)].load(Ordering::SeqCst) != epoch;
@@ -388,9 +397,13 @@ impl Core {
                 late += 1;
                 continue;
             }
-            self.tier.insert(key, TierEntry { value: Cached::Present(value), state: EntryState::Prefetched });
-            inserted += 1;
+            fetched.push((key, TierEntry { value: Cached::Present(value), state: EntryState::Prefetched }));
         }
+        // One batch: on the GPU tier, one launch sequence for the whole read. Still
+        // under the dirty lock, so no write slips between the checks and the insert.
+        let inserted = fetched.len() as u64;
+        self.tier.insert_many(fetched);
+        drop(writes);
         Counters::add(&self.counters.prefetch_inserted, inserted);
         Counters::add(&self.counters.prefetch_late, late);
     }
@@ -652,6 +665,7 @@ fn open_tier(config: &EngineConfig) -> EngineResult<Arc<dyn Tier>> {
         match config.eviction {
             EvictionKind::Moka => Box::new(MokaTier::new(bytes)),
             EvictionKind::Lru => Box::new(PolicyTier::new(Lru::<Bytes>::new(), bytes)),
+            EvictionKind::Quick => Box::new(QuickTier::new(bytes)),
         }
     };
     let cpu_tier = || -> Arc<dyn Tier> { Arc::from(cpu(config.cache_bytes)) };

@@ -28,7 +28,7 @@
 //!   candidates within `max_inference_ms` on average and `max_inference_p99_ms` at
 //!   p99; the slowest model is the measured figure.
 //! - **logging overhead**: the median, over on/off pairs of rounds, of the GET
-//!   throughput lost with the access log on, in process ([`logging_overhead`]).
+//!   served throughput lost with the access log on ([`logging_overhead`]).
 //!
 //! A/B runs are crossovers by default ([`ValidatePlan::crossover`]): without one, the
 //! key split alone moves the hit ratio of a skewed trace by several percent (the
@@ -217,7 +217,7 @@ pub struct LoggingPlan {
 
 impl Default for LoggingPlan {
     fn default() -> Self {
-        Self { keys: 10_000, gets: 200_000, pairs: 10, value_bytes: 100 }
+        Self { keys: 10_000, gets: 400_000, pairs: 20, value_bytes: 100 }
     }
 }
 
@@ -291,6 +291,12 @@ pub struct LoggingOverhead {
     pub median: f64,
     /// GETs during the measured rounds that missed memory (0 when the setup is right).
     pub misses: u64,
+    /// Events the log took during the rounds with it on, and how many of them it
+    /// dropped (a full ring): a dropped event costs less than a kept one, so the
+    /// figure only stands for the log's real work when few were dropped.
+    pub events: u64,
+    /// See `events`.
+    pub dropped: u64,
 }
 
 /// Whether a target was met.
@@ -411,17 +417,21 @@ pub fn inference(trace: &Path, sim: &SimPlan, plan: &InferencePlan) -> Result<In
     Ok(Inference { trace: trace.to_path_buf(), requests, samples: report.samples, best: report.best, rows })
 }
 
-/// The access log's cost to cached GETs, in process: an engine on a scratch
-/// RocksDB with `plan.keys` keys loaded and flushed (so every GET is a memory
-/// hit), then `plan.pairs` pairs of rounds of `plan.gets` GETs in a fixed random
-/// order, one round with the log on and one off, alternating which goes first so
-/// a drift in machine speed does not favour either. Each pair gives
-/// `1 − throughput on / throughput off`; the median of the pairs is the figure,
-/// robust to a round disturbed by the machine.
+/// The access log's cost to served GETs: an engine on a scratch RocksDB with
+/// `plan.keys` keys loaded and flushed (so every GET is a memory hit), served by
+/// the RESP server on a loopback port in this process, and `plan.pairs` pairs of
+/// rounds of `plan.gets` GETs in a fixed random order from [`CLIENTS`] connections
+/// pipelining [`PIPELINE`] GETs each (the load `augur-bench access-log` puts on a
+/// separate server with redis-benchmark), one round with the log on and one off,
+/// alternating which goes first so a drift in machine speed does not favour
+/// either. Each pair gives `1 − throughput on / throughput off`; the median of the
+/// pairs is the figure, robust to a round disturbed by the machine.
 ///
-/// The CPU tier is used whatever the machine has, so the figure means the same
-/// on every bench. With no network or system call per GET in the denominator, it
-/// is an upper bound on the overhead a served GET sees.
+/// Throughput is what the spec's 1% is about, so the GETs go through the server:
+/// measured by direct `Engine::get` calls instead, with no socket or parsing per
+/// GET, a GET costs about 115 ns here and the log's ~10 ns per event read as 9%.
+/// The CPU tier is used whatever the machine has, so the figure means the same on
+/// every bench.
 pub async fn logging_overhead(plan: &LoggingPlan) -> Result<LoggingOverhead, ValidateError> {
     if plan.keys == 0 || plan.gets == 0 || plan.pairs == 0 {
         return Err(ValidateError::Plan(format!(
@@ -447,36 +457,75 @@ pub async fn logging_overhead(plan: &LoggingPlan) -> Result<LoggingOverhead, Val
         ticket.durable().await?;
     }
     engine.flush_all().await?;
+    let io = |source| ValidateError::Io { path: PathBuf::from("(loopback RESP server)"), source };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(io)?;
+    let addr = listener.local_addr().map_err(io)?;
+    let shutdown = crate::server::Shutdown::new();
+    let server = tokio::spawn(crate::server::run(
+        listener,
+        engine.clone(),
+        crate::server::ServerConfig::default(),
+        shutdown.clone(),
+    ));
     let mut rng = Rng::new(0x5eed);
     let order: Vec<usize> = (0..plan.gets).map(|_| rng.below(keys.len() as u64) as usize).collect();
-    // Warm-up, log off: every key read once through the tier, allocator settled.
-    round(&engine, &keys, &(0..keys.len()).collect::<Vec<_>>()).await?;
-    let before = engine.stats().misses;
-    let mut pairs = Vec::with_capacity(plan.pairs);
-    for pair in 0..plan.pairs {
-        let mut took = [Duration::ZERO; 2];
-        let first_on = pair % 2 == 0;
-        for on in [first_on, !first_on] {
-            engine.set_access_log(on);
-            took[usize::from(on)] = round(&engine, &keys, &order).await?;
+    let keys = Arc::new(keys);
+    // Warm-up, log off: every key read once through the tier, connections set up.
+    let all: Vec<usize> = (0..keys.len()).collect();
+    let measured = async {
+        served_round(addr, &keys, &all).await?;
+        let before = engine.stats();
+        let mut pairs = Vec::with_capacity(plan.pairs);
+        for pair in 0..plan.pairs {
+            let mut took = [Duration::ZERO; 2];
+            let first_on = pair % 2 == 0;
+            for on in [first_on, !first_on] {
+                engine.set_access_log(on);
+                took[usize::from(on)] = served_round(addr, &keys, &order).await?;
+            }
+            let rate = |d: Duration| plan.gets as f64 / d.as_secs_f64().max(1e-9);
+            let (off, on) = (rate(took[0]), rate(took[1]));
+            pairs.push(LoggingPair { off_gets_per_s: off, on_gets_per_s: on, overhead: 1.0 - on / off });
         }
-        let rate = |d: Duration| plan.gets as f64 / d.as_secs_f64().max(1e-9);
-        let (off, on) = (rate(took[0]), rate(took[1]));
-        pairs.push(LoggingPair { off_gets_per_s: off, on_gets_per_s: on, overhead: 1.0 - on / off });
+        Ok::<_, ValidateError>((before, pairs))
     }
-    let misses = engine.stats().misses.saturating_sub(before);
+    .await;
+    shutdown.trigger();
+    let _ = server.await;
+    let (before, pairs) = measured?;
+    let after = engine.stats();
+    let misses = after.misses.saturating_sub(before.misses);
+    let events = after.access_log.recorded.saturating_sub(before.access_log.recorded);
+    let dropped = after.access_log.dropped.saturating_sub(before.access_log.dropped);
     engine.set_access_log(false);
     engine.shutdown().await?;
     let median = median(pairs.iter().map(|p| p.overhead).collect());
-    Ok(LoggingOverhead { plan: *plan, pairs, median, misses })
+    Ok(LoggingOverhead { plan: *plan, pairs, median, misses, events, dropped })
 }
 
-/// GETs `keys[i]` for each `i` of `order`, one at a time; how long they took.
-async fn round(engine: &Engine, keys: &[Bytes], order: &[usize]) -> Result<Duration, ValidateError> {
+/// Connections a served round uses, and GETs each keeps in flight.
+const CLIENTS: usize = 8;
+const PIPELINE: usize = 16;
+
+/// GETs `keys[i]` for each `i` of `order` through the server at `addr`, split over
+/// [`CLIENTS`] connections pipelining [`PIPELINE`] each; how long they took. Fails
+/// if any GET of a loaded key found nothing.
+async fn served_round(
+    addr: std::net::SocketAddr,
+    keys: &Arc<Vec<Bytes>>,
+    order: &[usize],
+) -> Result<Duration, ValidateError> {
+    let per_client = order.len().div_ceil(CLIENTS).max(1);
     let started = Instant::now();
+    let mut clients = tokio::task::JoinSet::new();
+    for part in order.chunks(per_client) {
+        let (keys, part) = (Arc::clone(keys), part.to_vec());
+        clients.spawn(async move { get_pipelined(addr, &keys, &part).await });
+    }
     let mut found = 0usize;
-    for &i in order {
-        found += usize::from(std::hint::black_box(engine.get(&keys[i]).await?).is_some());
+    while let Some(joined) = clients.join_next().await {
+        let io = |source| ValidateError::Io { path: PathBuf::from(format!("(GETs to {addr})")), source };
+        found += joined.map_err(|e| io(std::io::Error::other(e)))?.map_err(io)?;
     }
     let took = started.elapsed();
     if found != order.len() {
@@ -487,6 +536,54 @@ async fn round(engine: &Engine, keys: &[Bytes], order: &[usize]) -> Result<Durat
         )));
     }
     Ok(took)
+}
+
+/// One connection's GETs, [`PIPELINE`] at a time; how many found a value.
+async fn get_pipelined(addr: std::net::SocketAddr, keys: &[Bytes], part: &[usize]) -> std::io::Result<usize> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(addr).await?;
+    socket.set_nodelay(true)?;
+    let (mut request, mut replies) = (Vec::new(), bytes::BytesMut::with_capacity(64 * 1024));
+    let mut found = 0;
+    for batch in part.chunks(PIPELINE) {
+        request.clear();
+        for &i in batch {
+            let key = &keys[i];
+            request.extend_from_slice(format!("*2\r\n$3\r\nGET\r\n${}\r\n", key.len()).as_bytes());
+            request.extend_from_slice(key);
+            request.extend_from_slice(b"\r\n");
+        }
+        socket.write_all(&request).await?;
+        let mut answered = 0;
+        while answered < batch.len() {
+            match next_bulk(&replies) {
+                Some((consumed, hit)) => {
+                    let _ = replies.split_to(consumed);
+                    answered += 1;
+                    found += usize::from(hit);
+                }
+                None => {
+                    if socket.read_buf(&mut replies).await? == 0 {
+                        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "server closed"));
+                    }
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The first complete bulk-string reply in `buf`: its length in bytes and whether
+/// it held a value (`$-1` is a miss); `None` until it is all there.
+fn next_bulk(buf: &[u8]) -> Option<(usize, bool)> {
+    let line_end = buf.windows(2).position(|w| w == b"\r\n")?;
+    let header = std::str::from_utf8(buf.get(1..line_end)?).ok()?;
+    let len: i64 = header.parse().ok()?;
+    if buf.first() != Some(&b'$') || len < 0 {
+        return Some((line_end + 2, false));
+    }
+    let total = line_end + 2 + len as usize + 2;
+    (buf.len() >= total).then_some((total, true))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -548,7 +645,13 @@ pub fn checks(traces: &[TraceRun], inference: &Inference, logging: &LoggingOverh
     }
     out.push(Check {
         name: "access-logging overhead".into(),
-        measured: format!("{:.2}% (median of {} pairs, in process)", logging.median * 100.0, logging.pairs.len()),
+        measured: format!(
+            "{:.2}% (median of {} pairs, served on loopback; {} events, {} dropped)",
+            logging.median * 100.0,
+            logging.pairs.len(),
+            logging.events,
+            logging.dropped
+        ),
         target: format!("<= {:.2}%", targets.max_logging_overhead * 100.0),
         verdict: Verdict::of(logging.median <= targets.max_logging_overhead),
     });

@@ -1,9 +1,12 @@
 //! Cache tiers: where clean (store-confirmed) and prefetched entries live.
 //!
 //! [`Tier`] is the mechanism the engine talks to, batch-first so a GPU tier can
-//! implement it with kernel launches. Two CPU implementations:
+//! implement it with kernel launches. Three CPU implementations:
+//! - [`QuickTier`]: quick_cache, a sharded table with a Clock-PRO / S3-FIFO-like
+//!   policy whose hits cost a fraction of moka's (see `quick_tier.rs`). The default
+//!   for serving without prefetching.
 //! - [`MokaTier`]: moka's concurrent cache, TinyLFU admission + LRU eviction, bounded
-//!   in bytes by a weigher. The default for serving.
+//!   in bytes by a weigher.
 //! - [`PolicyTier`]: a single-lock map whose eviction order comes from an
 //!   [`EvictionPolicy`], one file per policy (`lru.rs`, …). The simulator replays
 //!   traces through the same policies, so hit ratios measured offline are those of
@@ -19,6 +22,7 @@ mod key_list;
 mod lru;
 mod moka_tier;
 mod policy_tier;
+mod quick_tier;
 mod sieve;
 mod split;
 
@@ -33,6 +37,7 @@ pub use self::gpu::GpuTier;
 pub use self::lru::Lru;
 pub use self::moka_tier::MokaTier;
 pub use self::policy_tier::PolicyTier;
+pub use self::quick_tier::QuickTier;
 pub use self::sieve::Sieve;
 pub use self::split::SplitTier;
 
