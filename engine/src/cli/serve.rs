@@ -40,7 +40,7 @@ pub struct ServeArgs {
     /// Cache tier: auto (GPU when usable, else CPU), gpu or cpu [default: auto].
     #[arg(long)]
     tier: Option<String>,
-    /// CPU tier eviction: quick, moka or lru [default: quick; lru with --prefetch].
+    /// CPU tier eviction: quick, moka or lru [default: quick].
     #[arg(long)]
     eviction: Option<String>,
     /// Cache "absent" answers from the store [default: false].
@@ -214,13 +214,9 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
     if let Some(s) = pick!(tier) {
         engine.tier = s.parse::<TierKind>().map_err(|e| anyhow::anyhow!("--tier: {e}"))?;
     }
-    let eviction_given = match pick!(eviction) {
-        Some(s) => {
-            engine.eviction = s.parse::<EvictionKind>().map_err(|e| anyhow::anyhow!("--eviction: {e}"))?;
-            true
-        }
-        None => false,
-    };
+    if let Some(s) = pick!(eviction) {
+        engine.eviction = s.parse::<EvictionKind>().map_err(|e| anyhow::anyhow!("--eviction: {e}"))?;
+    }
     if let Some(b) = pick!(negative_cache) {
         engine.negative_cache = b;
     }
@@ -292,17 +288,12 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
         }
         engine.prefetch_budget.store_share = share;
     }
-    if engine.prefetch != PrefetchKind::None {
-        // LRU is the policy the prefetch evidence in docs/RESULTS.md was measured
-        // under (the simulator replays the same code). TinyLFU admission refuses most
-        // prefetched keys (they have no request history yet): in the simulator,
-        // Markov's accuracy fell from 0.68 under LRU to 0.03 under moka on the same
-        // sessions trace.
-        if !eviction_given {
-            engine.eviction = EvictionKind::Lru;
-        } else if engine.eviction == EvictionKind::Moka {
-            tracing::warn!("--prefetch with --eviction moka: TinyLFU admission refuses most prefetched keys");
-        }
+    if engine.prefetch != PrefetchKind::None && engine.eviction == EvictionKind::Moka {
+        // TinyLFU admission refuses most prefetched keys (they have no request
+        // history yet): in the simulator, Markov's accuracy fell from 0.68 under LRU
+        // to 0.03 under moka on the same sessions trace. The default (quick) admits
+        // them into its cold queue.
+        tracing::warn!("--prefetch with --eviction moka: TinyLFU admission refuses most prefetched keys");
     }
     engine.model_dir = Some(pick!(model_dir).unwrap_or_else(|| {
         let wal = &engine.wal_dir;
@@ -441,9 +432,11 @@ mod tests {
     }
 
     #[test]
-    fn prefetching_defaults_to_lru_eviction_unless_another_is_asked_for() {
+    fn prefetching_keeps_the_default_eviction_unless_another_is_asked_for() {
         let args = ServeArgs { prefetch: Some("markov".into()), ..Default::default() };
-        assert_eq!(resolve(args).expect("resolves").engine.eviction, EvictionKind::Lru);
+        assert_eq!(resolve(args).expect("resolves").engine.eviction, EvictionKind::Quick);
+        let args = ServeArgs { prefetch: Some("ml".into()), eviction: Some("lru".into()), ..Default::default() };
+        assert_eq!(resolve(args).expect("resolves").engine.eviction, EvictionKind::Lru, "explicit choice kept");
         let args = ServeArgs { prefetch: Some("ml".into()), eviction: Some("moka".into()), ..Default::default() };
         assert_eq!(resolve(args).expect("resolves").engine.eviction, EvictionKind::Moka, "explicit choice kept");
         let args = ServeArgs { prefetch: Some("ml".into()), eviction: Some("quick".into()), ..Default::default() };

@@ -4,7 +4,7 @@
 //! implement it with kernel launches. Three CPU implementations:
 //! - [`QuickTier`]: quick_cache, a sharded table with a Clock-PRO / S3-FIFO-like
 //!   policy whose hits cost a fraction of moka's (see `quick_tier.rs`). The default
-//!   for serving without prefetching.
+//!   for serving.
 //! - [`MokaTier`]: moka's concurrent cache, TinyLFU admission + LRU eviction, bounded
 //!   in bytes by a weigher.
 //! - [`PolicyTier`]: a single-lock map whose eviction order comes from an
