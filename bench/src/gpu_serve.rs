@@ -26,7 +26,7 @@ use anyhow::{bail, Context};
 use augur_kernels::{GpuDevice, KernelError};
 
 use crate::peers::{
-    alternate, command_line, free_port, human_size, keyspace_for, machine, ms, now_utc, summarize, Cell, Load,
+    alternate, command_line, flags_suffix, free_port, load_line, machine, now_utc, ratio_table, Cell, Load,
     Measurement, ReportArgs, Server,
 };
 
@@ -146,10 +146,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 fn markdown(args: &Args, gpu_info: &str, cells: &[Cell], results: &HashMap<Cell, Runs>) -> String {
     let mut out = String::new();
-    let mut sizes: Vec<u64> = cells.iter().map(|c| c.size).collect();
-    sizes.dedup();
-    let keyspaces: Vec<String> =
-        sizes.iter().map(|&s| format!("{} for {}", keyspace_for(args.load.keyspace, s), human_size(s))).collect();
     let _ = writeln!(out, "### GPU tier against CPU tier, end to end (redis-benchmark, same machine, same run)\n");
     let _ = writeln!(out, "- Machine: {}", machine());
     let _ = writeln!(out, "- GPU: {gpu_info}");
@@ -162,43 +158,11 @@ fn markdown(args: &Args, gpu_info: &str, cells: &[Cell], results: &HashMap<Cell,
          was loaded and flushed into the tier before the GET runs.",
         args.load.cache_size,
         args.load.durability,
-        if args.augur_args.is_empty() { String::new() } else { format!(" `{}`", args.augur_args.join(" ")) }
+        flags_suffix(&args.augur_args)
     );
-    let _ = writeln!(
-        out,
-        "- Load: `redis-benchmark -h 127.0.0.1 -p PORT -c C -n {} -r K -t get|set -P P -d D`, the same \
-         command against each server, alternating which goes first; medians of {} rounds per cell. \
-         Key space K: {}.",
-        args.load.requests,
-        args.load.rounds,
-        keyspaces.join(", ")
-    );
-    let _ = writeln!(
-        out,
-        "\n| test | clients | pipeline | value | CPU tier req/s | GPU tier req/s | GPU / CPU | \
-         CPU p50 / p99 / p99.9 ms | GPU p50 / p99 / p99.9 ms | p99 GPU / CPU |"
-    );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---|---|---:|");
-    for cell in cells {
-        let Some(runs) = results.get(cell) else { continue };
-        let (c, g) = (summarize(&runs.cpu), summarize(&runs.gpu));
-        let lat =
-            |m: &Measurement| format!("{} / {} / {}", ms(m.p50_ms), ms(m.p99_ms), m.p999_ms.map_or("n/a".into(), ms));
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {:.0} | {:.0} | **{:.2}** | {} | {} | {:.2} |",
-            cell.test.name().to_uppercase(),
-            cell.clients,
-            cell.pipeline,
-            human_size(cell.size),
-            c.rps,
-            g.rps,
-            g.rps / c.rps,
-            lat(&c),
-            lat(&g),
-            g.p99_ms / c.p99_ms
-        );
-    }
+    load_line(&mut out, &args.load, cells.iter());
+    let _ = writeln!(out);
+    ratio_table(&mut out, ["CPU", "GPU"], cells, |cell| results.get(cell).map(|runs| [&runs.cpu[..], &runs.gpu[..]]));
     out
 }
 

@@ -453,6 +453,71 @@ pub(crate) fn alternate(
     Ok(results)
 }
 
+/// The extra `augur serve` flags as a Markdown suffix (empty when there are none).
+pub(crate) fn flags_suffix(flags: &[String]) -> String {
+    if flags.is_empty() {
+        String::new()
+    } else {
+        format!(" `{}`", flags.join(" "))
+    }
+}
+
+/// The report's "Load" line: the redis-benchmark command, the rounds and the key
+/// space used for each value size among `cells`.
+pub(crate) fn load_line<'a>(out: &mut String, load: &Load, cells: impl Iterator<Item = &'a Cell>) {
+    let mut sizes: Vec<u64> = cells.map(|c| c.size).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    let keyspaces: Vec<String> =
+        sizes.iter().map(|&s| format!("{} for {}", keyspace_for(load.keyspace, s), human_size(s))).collect();
+    let _ = writeln!(
+        out,
+        "- Load: `redis-benchmark -h 127.0.0.1 -p PORT -c C -n {} -r K -t get|set -P P -d D`, the same \
+         command against each server, alternating which goes first; medians of {} rounds per cell. \
+         Key space K: {}. p99.9 is redis-benchmark's first printed percentile at or above 99.9% (its \
+         `--csv` has no p99.9).",
+        load.requests,
+        load.rounds,
+        keyspaces.join(", ")
+    );
+}
+
+/// A Markdown table of two servers side by side, one row per cell with runs:
+/// medians, the throughput ratio `names[1] / names[0]` and both latency triples.
+pub(crate) fn ratio_table<'a>(
+    out: &mut String,
+    names: [&str; 2],
+    cells: &[Cell],
+    runs: impl Fn(&Cell) -> Option<[&'a [Measurement]; 2]>,
+) {
+    let [a, b] = names;
+    let _ = writeln!(
+        out,
+        "| test | clients | pipeline | value | {a} req/s | {b} req/s | {b} / {a} | \
+         {a} p50 / p99 / p99.9 ms | {b} p50 / p99 / p99.9 ms | p99 {b} / {a} |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---|---|---:|");
+    let lat = |m: &Measurement| format!("{} / {} / {}", ms(m.p50_ms), ms(m.p99_ms), m.p999_ms.map_or("n/a".into(), ms));
+    for cell in cells {
+        let Some([base, other]) = runs(cell) else { continue };
+        let (x, y) = (summarize(base), summarize(other));
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {:.0} | {:.0} | **{:.2}** | {} | {} | {:.2} |",
+            cell.test.name().to_uppercase(),
+            cell.clients,
+            cell.pipeline,
+            human_size(cell.size),
+            x.rps,
+            y.rps,
+            y.rps / x.rps,
+            lat(&x),
+            lat(&y),
+            y.p99_ms / x.p99_ms
+        );
+    }
+}
+
 /// Memory after loading a key space, per server.
 #[derive(Debug)]
 struct Memory {
@@ -628,12 +693,6 @@ fn markdown(
     plots: &[Option<PathBuf>],
 ) -> String {
     let mut out = String::new();
-    let keyspaces: Vec<String> = {
-        let mut sizes: Vec<u64> = tables.iter().flat_map(|t| t.cells.iter().map(|c| c.size)).collect();
-        sizes.sort_unstable();
-        sizes.dedup();
-        sizes.iter().map(|&s| format!("{} for {}", keyspace_for(args.load.keyspace, s), human_size(s))).collect()
-    };
     let _ = writeln!(out, "### Augur against Redis (redis-benchmark, same machine, same run)\n");
     let _ = writeln!(out, "- Machine: {}", machine());
     let _ = writeln!(out, "- Date: {}", now_utc());
@@ -654,47 +713,14 @@ fn markdown(
             _ => "fsynced within a second",
         },
         args.load.cache_size,
-        if args.augur_args.is_empty() { String::new() } else { format!(" `{}`", args.augur_args.join(" ")) }
+        flags_suffix(&args.augur_args)
     );
-    let _ = writeln!(
-        out,
-        "- Load: `redis-benchmark -h 127.0.0.1 -p PORT -c C -n {} -r K -t get|set -P P -d D`, the same \
-         command against each server, alternating which goes first; medians of {} rounds per cell. \
-         Key space K: {}. p99.9 is redis-benchmark's first printed percentile at or above 99.9% (its \
-         `--csv` has no p99.9).",
-        args.load.requests,
-        args.load.rounds,
-        keyspaces.join(", ")
-    );
+    load_line(&mut out, &args.load, tables.iter().flat_map(|t| t.cells.iter()));
     for (table, plot) in tables.iter().zip(plots) {
         let _ = writeln!(out, "\n#### {}\n", table.title);
-        let _ = writeln!(
-            out,
-            "| test | clients | pipeline | value | Redis req/s | Augur req/s | Augur / Redis | \
-             Redis p50 / p99 / p99.9 ms | Augur p50 / p99 / p99.9 ms | p99 Augur / Redis |"
-        );
-        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---|---|---:|");
-        for cell in &table.cells {
-            let Some(runs) = results.get(cell) else { continue };
-            let (r, a) = (summarize(&runs.redis), summarize(&runs.augur));
-            let lat = |m: &Measurement| {
-                format!("{} / {} / {}", ms(m.p50_ms), ms(m.p99_ms), m.p999_ms.map_or("n/a".into(), ms))
-            };
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} | {:.0} | {:.0} | **{:.2}** | {} | {} | {:.2} |",
-                cell.test.name().to_uppercase(),
-                cell.clients,
-                cell.pipeline,
-                human_size(cell.size),
-                r.rps,
-                a.rps,
-                a.rps / r.rps,
-                lat(&r),
-                lat(&a),
-                a.p99_ms / r.p99_ms
-            );
-        }
+        ratio_table(&mut out, ["Redis", "Augur"], &table.cells, |cell| {
+            results.get(cell).map(|runs| [&runs.redis[..], &runs.augur[..]])
+        });
         if let Some(plot) = plot {
             let name = plot.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             let _ = writeln!(out, "\n![{}]({name})", table.title);

@@ -70,9 +70,8 @@ pub struct PolicyCache<P> {
     policy: P,
     used: u64,
     capacity: u64,
-    prefetcher: Option<Box<dyn Prefetcher<u64>>>,
+    prefetch: Prefetching,
     evicted_unused: u64,
-    outcomes: Outcomes,
 }
 
 impl<P> fmt::Debug for PolicyCache<P> {
@@ -93,9 +92,8 @@ impl<P: SimPolicy> PolicyCache<P> {
             policy,
             used: 0,
             capacity,
-            prefetcher,
+            prefetch: Prefetching::new(prefetcher),
             evicted_unused: 0,
-            outcomes: Outcomes::default(),
         }
     }
 
@@ -132,7 +130,7 @@ impl<P: SimPolicy> SimCache for PolicyCache<P> {
         self.policy.next_access_hint(req.next_access);
         self.policy.on_access(&req.key);
         if first_use {
-            self.outcomes.used += 1;
+            self.prefetch.outcomes.used += 1;
             Access::PrefetchHit
         } else {
             Access::Hit
@@ -148,21 +146,19 @@ impl<P: SimPolicy> SimCache for PolicyCache<P> {
     }
 
     fn prefetches(&self) -> bool {
-        self.prefetcher.is_some()
+        self.prefetch.prefetcher.is_some()
     }
 
     fn prefetch_candidates(&mut self, req: &Request, hit: bool, _now: u64, out: &mut Vec<u64>) {
-        propose(&mut self.prefetcher, &mut self.outcomes, self.evicted_unused, req, hit, out);
+        self.prefetch.propose(self.evicted_unused, req, hit, out);
     }
 
     fn prefetch_late(&mut self, _key: u64) {
-        self.outcomes.late += 1;
+        self.prefetch.outcomes.late += 1;
     }
 
     fn insert_prefetched(&mut self, key: u64, size: u32, _now: u64) {
-        if let Some(p) = self.prefetcher.as_mut() {
-            p.on_issued(&key);
-        }
+        self.prefetch.issued(key);
         // The simulator does not look up a prefetched key's future: Belady sees
         // "never", every other policy ignores the hint.
         self.admit(key, size, true, augur_simulators::NEXT_ACCESS_NEVER);
@@ -184,8 +180,7 @@ pub struct MokaCache {
     unused: Arc<Mutex<FxHashSet<u64>>>,
     evicted_unused: Arc<AtomicU64>,
     capacity: u64,
-    prefetcher: Option<Box<dyn Prefetcher<u64>>>,
-    outcomes: Outcomes,
+    prefetch: Prefetching,
 }
 
 impl fmt::Debug for MokaCache {
@@ -209,7 +204,7 @@ impl MokaCache {
                 }
             })
             .build_with_hasher(FxBuildHasher);
-        Self { cache, unused, evicted_unused, capacity, prefetcher, outcomes: Outcomes::default() }
+        Self { cache, unused, evicted_unused, capacity, prefetch: Prefetching::new(prefetcher) }
     }
 
     fn put(&mut self, key: u64, size: u32) {
@@ -261,8 +256,7 @@ pub struct QuickCache {
     cache: quick_cache::unsync::Cache<u64, QuickEntry, QuickWeighter, FxBuildHasher, QuickEvictions>,
     evicted_unused: Arc<AtomicU64>,
     capacity: u64,
-    prefetcher: Option<Box<dyn Prefetcher<u64>>>,
-    outcomes: Outcomes,
+    prefetch: Prefetching,
 }
 
 impl fmt::Debug for QuickCache {
@@ -285,7 +279,7 @@ impl QuickCache {
             None => crate::tier::QuickTier::estimated_items(capacity),
         };
         let cache = quick_cache::unsync::Cache::with(items, capacity.max(1), QuickWeighter, FxBuildHasher, lifecycle);
-        Self { cache, evicted_unused, capacity, prefetcher, outcomes: Outcomes::default() }
+        Self { cache, evicted_unused, capacity, prefetch: Prefetching::new(prefetcher) }
     }
 }
 
@@ -293,7 +287,7 @@ impl SimCache for QuickCache {
     fn get(&mut self, req: &Request, _now: u64) -> Access {
         let Some(mut entry) = self.cache.get_mut(&req.key) else { return Access::Miss };
         if std::mem::take(&mut entry.unused_prefetch) {
-            self.outcomes.used += 1;
+            self.prefetch.outcomes.used += 1;
             Access::PrefetchHit
         } else {
             Access::Hit
@@ -311,22 +305,20 @@ impl SimCache for QuickCache {
     }
 
     fn prefetches(&self) -> bool {
-        self.prefetcher.is_some()
+        self.prefetch.prefetcher.is_some()
     }
 
     fn prefetch_candidates(&mut self, req: &Request, hit: bool, _now: u64, out: &mut Vec<u64>) {
         let wasted = self.evicted_unused.load(Ordering::Relaxed);
-        propose(&mut self.prefetcher, &mut self.outcomes, wasted, req, hit, out);
+        self.prefetch.propose(wasted, req, hit, out);
     }
 
     fn prefetch_late(&mut self, _key: u64) {
-        self.outcomes.late += 1;
+        self.prefetch.outcomes.late += 1;
     }
 
     fn insert_prefetched(&mut self, key: u64, size: u32, _now: u64) {
-        if let Some(p) = self.prefetcher.as_mut() {
-            p.on_issued(&key);
-        }
+        self.prefetch.issued(key);
         if u64::from(size) <= self.capacity {
             self.cache.insert(key, QuickEntry { size, unused_prefetch: true });
         }
@@ -348,28 +340,43 @@ struct Outcomes {
     reported_late: u64,
 }
 
-/// Reports new prefetch outcomes, then asks the prefetcher, if any, for keys to
-/// fetch after `req`, on the trace's clock.
-fn propose(
-    prefetcher: &mut Option<Box<dyn Prefetcher<u64>>>,
-    outcomes: &mut Outcomes,
-    wasted: u64,
-    req: &Request,
-    hit: bool,
-    out: &mut Vec<u64>,
-) {
-    let Some(p) = prefetcher.as_mut() else { return };
-    let new_used = outcomes.used - outcomes.reported_used;
-    let new_wasted = wasted - outcomes.reported_wasted;
-    let new_late = outcomes.late - outcomes.reported_late;
-    if new_used + new_wasted + new_late > 0 {
-        p.on_outcomes(new_used, new_wasted, new_late);
-        outcomes.reported_used = outcomes.used;
-        outcomes.reported_wasted = wasted;
-        outcomes.reported_late = outcomes.late;
+/// A simulated cache's prefetcher, if any, and the outcomes it has not been told
+/// about yet: the part every cache type shares.
+struct Prefetching {
+    prefetcher: Option<Box<dyn Prefetcher<u64>>>,
+    outcomes: Outcomes,
+}
+
+impl Prefetching {
+    fn new(prefetcher: Option<Box<dyn Prefetcher<u64>>>) -> Self {
+        Self { prefetcher, outcomes: Outcomes::default() }
     }
-    p.set_time(req.time_us as f64 / 1e6);
-    p.on_request(&req.key, hit, out);
+
+    /// Tells the prefetcher a proposal of its was fetched.
+    fn issued(&mut self, key: u64) {
+        if let Some(p) = self.prefetcher.as_mut() {
+            p.on_issued(&key);
+        }
+    }
+
+    /// Reports new prefetch outcomes (`wasted`: the cache's count of prefetched
+    /// entries evicted unused so far), then asks the prefetcher, if any, for keys
+    /// to fetch after `req`, on the trace's clock.
+    fn propose(&mut self, wasted: u64, req: &Request, hit: bool, out: &mut Vec<u64>) {
+        let Some(p) = self.prefetcher.as_mut() else { return };
+        let outcomes = &mut self.outcomes;
+        let new_used = outcomes.used - outcomes.reported_used;
+        let new_wasted = wasted - outcomes.reported_wasted;
+        let new_late = outcomes.late - outcomes.reported_late;
+        if new_used + new_wasted + new_late > 0 {
+            p.on_outcomes(new_used, new_wasted, new_late);
+            outcomes.reported_used = outcomes.used;
+            outcomes.reported_wasted = wasted;
+            outcomes.reported_late = outcomes.late;
+        }
+        p.set_time(req.time_us as f64 / 1e6);
+        p.on_request(&req.key, hit, out);
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -382,7 +389,7 @@ impl SimCache for MokaCache {
             return Access::Miss;
         }
         if lock(&self.unused).remove(&req.key) {
-            self.outcomes.used += 1;
+            self.prefetch.outcomes.used += 1;
             Access::PrefetchHit
         } else {
             Access::Hit
@@ -398,22 +405,20 @@ impl SimCache for MokaCache {
     }
 
     fn prefetches(&self) -> bool {
-        self.prefetcher.is_some()
+        self.prefetch.prefetcher.is_some()
     }
 
     fn prefetch_candidates(&mut self, req: &Request, hit: bool, _now: u64, out: &mut Vec<u64>) {
         let wasted = self.evicted_unused.load(Ordering::Relaxed);
-        propose(&mut self.prefetcher, &mut self.outcomes, wasted, req, hit, out);
+        self.prefetch.propose(wasted, req, hit, out);
     }
 
     fn prefetch_late(&mut self, _key: u64) {
-        self.outcomes.late += 1;
+        self.prefetch.outcomes.late += 1;
     }
 
     fn insert_prefetched(&mut self, key: u64, size: u32, _now: u64) {
-        if let Some(p) = self.prefetcher.as_mut() {
-            p.on_issued(&key);
-        }
+        self.prefetch.issued(key);
         lock(&self.unused).insert(key);
         self.put(key, size);
         // Refused by admission (or too large): fetched and dropped unused. moka's
@@ -507,19 +512,19 @@ pub trait PrefetchingCache: SimCache {
 
 impl<P: SimPolicy> PrefetchingCache for PolicyCache<P> {
     fn prefetcher(&self) -> Option<&dyn Prefetcher<u64>> {
-        self.prefetcher.as_deref()
+        self.prefetch.prefetcher.as_deref()
     }
 }
 
 impl PrefetchingCache for MokaCache {
     fn prefetcher(&self) -> Option<&dyn Prefetcher<u64>> {
-        self.prefetcher.as_deref()
+        self.prefetch.prefetcher.as_deref()
     }
 }
 
 impl PrefetchingCache for QuickCache {
     fn prefetcher(&self) -> Option<&dyn Prefetcher<u64>> {
-        self.prefetcher.as_deref()
+        self.prefetch.prefetcher.as_deref()
     }
 }
 

@@ -539,6 +539,12 @@ async fn served_round(
 }
 
 /// One connection's GETs, [`PIPELINE`] at a time; how many found a value.
+///
+/// A raw socket and a bulk-reply scanner rather than the `redis` crate: the client
+/// shares the server's two worker threads, and the crate's multiplexed connection
+/// (a driver task and a channel per request) spends enough of them that, tried
+/// here, it measured the client more than the log. This keeps the client as lean
+/// as redis-benchmark, which `augur-bench access-log` runs in its own process.
 async fn get_pipelined(addr: std::net::SocketAddr, keys: &[Bytes], part: &[usize]) -> std::io::Result<usize> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut socket = tokio::net::TcpStream::connect(addr).await?;
