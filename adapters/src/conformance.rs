@@ -188,14 +188,18 @@ pub async fn delete_of_absent_keys(target: &dyn Target) {
     .await
 }
 
-/// `get_many` answers one slot per requested key, in request order, duplicates and
-/// missing keys included.
+/// `get_many` (and `get_many_blocking`, where offered) answers one slot per
+/// requested key, in request order, duplicates and missing keys included.
 pub async fn get_many_keeps_order_with_duplicates_and_missing(target: &dyn Target) {
     with_store(target, |s| async move {
         ok!(s.put_many(&[(b(b"a"), b(b"A")), (b(b"c"), b(b"C"))]).await);
         let keys = [b(b"c"), b(b"missing"), b(b"a"), b(b"c"), b(b"a"), b(b"z")];
         let want = vec![Some(b(b"C")), None, Some(b(b"A")), Some(b(b"C")), Some(b(b"A")), None];
         assert_eq!(ok!(s.get_many(&keys).await), want);
+        // A store that also reads on the caller's thread answers the same there.
+        if let Some(blocking) = s.get_many_blocking(&keys) {
+            assert_eq!(ok!(blocking), want);
+        }
     })
     .await
 }

@@ -117,6 +117,10 @@ impl RocksDbStore {
     }
 }
 
+fn multi_get(inner: &Inner, keys: &[Bytes]) -> Result<Vec<Option<Bytes>>, rocksdb::Error> {
+    inner.db.multi_get(keys.iter().map(|k| k.as_ref())).into_iter().map(|r| r.map(|v| v.map(Bytes::from))).collect()
+}
+
 #[async_trait]
 impl Store for RocksDbStore {
     fn name(&self) -> &str {
@@ -136,15 +140,11 @@ impl Store for RocksDbStore {
             return Ok(Vec::new());
         }
         let keys = keys.to_vec();
-        self.blocking("get_many", move |inner| {
-            inner
-                .db
-                .multi_get(keys.iter().map(|k| k.as_ref()))
-                .into_iter()
-                .map(|r| r.map(|v| v.map(Bytes::from)))
-                .collect()
-        })
-        .await
+        self.blocking("get_many", move |inner| multi_get(inner, &keys)).await
+    }
+
+    fn get_many_blocking(&self, keys: &[Bytes]) -> Option<StoreResult<Vec<Option<Bytes>>>> {
+        Some(multi_get(&self.inner, keys).map_err(|e| call_error("get_many", &self.inner.path, e)))
     }
 
     async fn put_many(&self, entries: &[(Bytes, Bytes)]) -> StoreResult<()> {

@@ -93,6 +93,17 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Cheap liveness check: `Ok` when the store currently answers.
     async fn health(&self) -> StoreResult<()>;
 
+    /// Reads many keys on the calling thread, as `get_many` would, for a caller
+    /// that is a thread of its own and whose latency matters more than the
+    /// thread's: the prefetcher, whose read must land before the client asks, and
+    /// which saves two thread hand-offs (to a runtime worker and to the blocking
+    /// pool) this way. `None`: this store can only read asynchronously (a network
+    /// store), and the caller falls back to `get_many`.
+    fn get_many_blocking(&self, keys: &[Bytes]) -> Option<StoreResult<Vec<Option<Bytes>>>> {
+        let _ = keys;
+        None
+    }
+
     /// Reads one key.
     async fn get(&self, key: &Bytes) -> StoreResult<Option<Bytes>> {
         let mut values = self.get_many(std::slice::from_ref(key)).await?;

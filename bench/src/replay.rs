@@ -86,6 +86,12 @@ pub struct Args {
     /// the prefetchers.
     #[arg(long, default_value_t = 1)]
     concurrency: usize,
+    /// `augur replay --rate` for the measured runs (requests per second over all
+    /// connections) [default: as fast as the server answers]. A paced replay gives
+    /// prefetches the time between a user's requests that a back-to-back replay
+    /// does not.
+    #[arg(long)]
+    rate: Option<f64>,
     /// One more flag for every variant's `augur serve` (repeatable), e.g.
     /// --augur-arg=--prefetch-budget=50000.
     #[arg(long = "augur-arg", allow_hyphen_values = true)]
@@ -106,6 +112,9 @@ struct Outcome {
     prefetch_coverage: Option<f64>,
     /// Late prefetches (a client got to the key first) / (late + cached).
     prefetch_late_share: Option<f64>,
+    /// Median `prefetch_lead` (µs): from the predictor taking a read to the
+    /// prefetches it released being in memory.
+    prefetch_lead_p50_us: Option<f64>,
 }
 
 /// Parses `augur replay`'s report (engine/src/cli/replay.rs).
@@ -139,6 +148,7 @@ fn parse_replay(text: &str) -> anyhow::Result<Outcome> {
         prefetch_accuracy: None,
         prefetch_coverage: None,
         prefetch_late_share: None,
+        prefetch_lead_p50_us: None,
     })
 }
 
@@ -171,19 +181,33 @@ fn start(augur: &Path, store: &Path, wal: &Path, cache_size: &str, flags: &[&str
     Ok(server)
 }
 
-fn replay(augur: &Path, trace: &Path, port: u16, concurrency: usize) -> anyhow::Result<String> {
-    run_ok(Command::new(augur).arg("replay").arg("--trace").arg(trace).args([
+fn replay(augur: &Path, trace: &Path, port: u16, concurrency: usize, rate: Option<f64>) -> anyhow::Result<String> {
+    let mut cmd = Command::new(augur);
+    cmd.arg("replay").arg("--trace").arg(trace).args([
         "--target",
         &format!("127.0.0.1:{port}"),
         "--concurrency",
         &concurrency.to_string(),
-    ]))
+    ]);
+    if let Some(rate) = rate {
+        cmd.args(["--rate", &rate.to_string()]);
+    }
+    run_ok(&mut cmd)
+}
+
+/// The p50 of `latency_percentiles_usec_<name>:p50=…,p99=…` in INFO latencystats.
+fn latency_p50(server: &Server, name: &str) -> Option<f64> {
+    let line = server.info_field("latencystats", &format!("latency_percentiles_usec_{name}")).ok()?;
+    line.split(',').find_map(|part| part.strip_prefix("p50=")?.parse().ok())
 }
 
 /// Runs the benchmark and prints (and optionally writes) the Markdown section.
 pub fn run(args: Args) -> anyhow::Result<()> {
     if args.rounds == 0 || args.concurrency == 0 {
         bail!("--rounds and --concurrency must be at least 1");
+    }
+    if args.rate.is_some_and(|r| r.is_nan() || r <= 0.0) {
+        bail!("--rate must be positive");
     }
     let mut variants = vec![Variant::None];
     variants.extend(args.variants.iter().copied().filter(|&v| v != Variant::None));
@@ -202,7 +226,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     eprintln!("replay: loading every key of the trace into {}", store.display());
     let mut loader = start(&augur, &store, &dir.path().join("wal-load"), "1GiB", &["--access-log", "false"])?;
-    let load = parse_replay(&replay(&augur, &trace, loader.port, args.concurrency)?)?;
+    let load = parse_replay(&replay(&augur, &trace, loader.port, args.concurrency, None)?)?;
     let _ = loader.cli(&["SHUTDOWN"]);
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
@@ -234,7 +258,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
             flags.extend(args.augur_args.iter().map(String::as_str));
             let server = start(&augur, &store, &wal, &args.cache_size, &flags)?;
-            let mut out = parse_replay(&replay(&augur, &trace, server.port, args.concurrency)?)
+            let mut out = parse_replay(&replay(&augur, &trace, server.port, args.concurrency, args.rate)?)
                 .with_context(|| format!("replay against {}", v.flags().join(" ")))?;
             if out.fills != 0 {
                 bail!("{} GETs found nothing: the store was not fully loaded", out.fills);
@@ -247,6 +271,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     (Some(late), Some(cached)) if late + cached > 0.0 => Some(late / (late + cached)),
                     _ => None,
                 };
+                out.prefetch_lead_p50_us = latency_p50(&server, "prefetch_lead");
             }
             drop(server);
             let _ = std::fs::remove_dir_all(&wal);
@@ -286,11 +311,14 @@ fn markdown(args: &Args, variants: &[Variant], results: &[Vec<Outcome>], objects
     let _ = writeln!(
         out,
         "- Each run: a fresh `augur serve --store rocksdb:… --cache-size {} --eviction lru FLAGS` (durability everysec; \
-         nothing is written) and `augur replay --concurrency {}` of the whole trace (one request at a \
+         nothing is written) and `augur replay --concurrency {}{}` of the whole trace (one request at a \
          time per connection); a miss is a read-through from RocksDB. Medians of {} rounds, variants \
-         alternating, the first rotating each round. Hit ratio from the server's INFO.{}",
+         alternating, the first rotating each round. Hit ratio from the server's INFO; prefetch lead \
+         is the median of INFO's `prefetch_lead` (from the predictor taking a read to the prefetches \
+         it released being in memory).{}",
         args.cache_size,
         args.concurrency,
+        args.rate.map(|r| format!(" --rate {r}")).unwrap_or_default(),
         args.rounds,
         if args.augur_args.is_empty() {
             String::new()
@@ -300,9 +328,9 @@ fn markdown(args: &Args, variants: &[Variant], results: &[Vec<Outcome>], objects
     );
     let _ = writeln!(
         out,
-        "\n| flags | median req/s | vs baseline | per-round ratio | hit ratio | hit ratio − baseline | p50 us | p99 us | prefetch accuracy / coverage / late |"
+        "\n| flags | median req/s | vs baseline | per-round ratio | hit ratio | hit ratio − baseline | p50 us | p99 us | prefetch accuracy / coverage / late | prefetch lead p50 us |"
     );
-    let _ = writeln!(out, "|---|---:|---:|---|---:|---:|---:|---:|---|");
+    let _ = writeln!(out, "|---|---:|---:|---|---:|---:|---:|---:|---|---:|");
     let med = |i: usize, f: &dyn Fn(&Outcome) -> f64| median(results[i].iter().map(f).collect());
     let base_rps = med(0, &|o| o.rps);
     let base_hit = med(0, &|o| o.hit_ratio);
@@ -319,11 +347,15 @@ fn markdown(args: &Args, variants: &[Variant], results: &[Vec<Outcome>], objects
                 med(i, &|o| o.prefetch_late_share.unwrap_or(f64::NAN))
             ),
         };
+        let lead = match results[i].iter().map(|o| o.prefetch_lead_p50_us).collect::<Option<Vec<f64>>>() {
+            Some(leads) if v.is_prefetch() => format!("{:.0}", median(leads)),
+            _ => "-".to_string(),
+        };
         let rps = med(i, &|o| o.rps);
         let hit = med(i, &|o| o.hit_ratio);
         let _ = writeln!(
             out,
-            "| `{}` | {rps:.0} | **{:.3}** | {} | {hit:.4} | {:+.4} | {:.0} | {:.0} | {prefetch} |",
+            "| `{}` | {rps:.0} | **{:.3}** | {} | {hit:.4} | {:+.4} | {:.0} | {:.0} | {prefetch} | {lead} |",
             v.flags().join(" "),
             rps / base_rps,
             per_round.join(", "),

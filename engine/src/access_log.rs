@@ -20,7 +20,16 @@
 //!   full. A burst faster than the timer adapts to is caught by the producer: every
 //!   4,096 events it looks at its ring's fill and, past half, wakes the consumer
 //!   (one non-blocking send);
-//! - the key hash is the one the engine already computes for its write epochs.
+//! - the key hash is the one the engine already computes for its write epochs;
+//! - inside a client connection (the server runs each one in a [`CONNECTION`]
+//!   scope) events are first appended to the connection's own small buffer, and
+//!   the session moves the whole buffer into the thread's ring once per pipelined
+//!   batch, before it sends the batch's replies ([`AccessLog::flush_connection`]).
+//!   Per event that leaves a push onto a task-local vector: the ring lookup, the
+//!   release store and the clock read are paid once per batch, and the batch's
+//!   events carry the time of its first one (the coarse clock could not tell them
+//!   apart anyway). Recording into the rings directly measured 0.6-1.8% of
+//!   in-process GET throughput, at the budget's line.
 //!
 //! The consumer passes what it drains to the optional export file (Augur's binary
 //! access-log format, or CSV). A thread's ring outlives nothing: when the thread
@@ -90,7 +99,32 @@ thread_local! {
 
 tokio::task_local! {
     /// The client connection a request comes from, set by the server's session.
-    pub static CONNECTION: u32;
+    pub static CONNECTION: ConnectionEvents;
+}
+
+/// Events one connection buffers before they go to its thread's ring (a full
+/// buffer goes at once, mid-batch).
+const CONNECTION_BUFFER: usize = 256;
+
+/// A client connection's id and its events not yet in a ring (see the module docs).
+#[derive(Debug)]
+pub struct ConnectionEvents {
+    id: u32,
+    pending: RefCell<Pending>,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    /// The log the buffered events belong to.
+    log: u64,
+    events: Vec<AccessLogRecord>,
+}
+
+impl ConnectionEvents {
+    /// The buffer of connection `id` (access-log events carry it).
+    pub fn new(id: u32) -> Self {
+        Self { id, pending: RefCell::new(Pending::default()) }
+    }
 }
 
 /// Wall-clock microseconds at the kernel tick's resolution (see the module docs).
@@ -177,14 +211,51 @@ impl AccessLog {
         if !self.enabled() {
             return;
         }
-        let event = AccessLogRecord {
-            time_us: coarse_wall_us(),
-            key_hash,
-            op,
-            result,
-            value_size,
-            connection: CONNECTION.try_with(|c| *c).unwrap_or(0),
-        };
+        let mut event = AccessLogRecord { time_us: 0, key_hash, op, result, value_size, connection: 0 };
+        // Err: no connection scope (a direct engine call), or its buffer belongs to
+        // another log (tests run several in one process); those go straight in.
+        let buffered = CONNECTION.try_with(|c| {
+            event.connection = c.id;
+            let Ok(mut pending) = c.pending.try_borrow_mut() else { return false };
+            if pending.events.is_empty() {
+                pending.log = self.id;
+                event.time_us = coarse_wall_us();
+            } else if pending.log != self.id {
+                return false;
+            } else {
+                event.time_us = pending.events[0].time_us;
+            }
+            pending.events.push(event);
+            if pending.events.len() >= CONNECTION_BUFFER {
+                self.push_all(&pending.events);
+                pending.events.clear();
+            }
+            true
+        });
+        if buffered != Ok(true) {
+            event.time_us = coarse_wall_us();
+            self.push_all(std::slice::from_ref(&event));
+        }
+    }
+
+    /// Moves the calling connection's buffered events into the thread's ring; the
+    /// server's session calls it once per batch, before replying, so every answered
+    /// request is counted in [`AccessLog::stats`]. Outside a connection scope it
+    /// does nothing.
+    pub fn flush_connection(&self) {
+        let _ = CONNECTION.try_with(|c| {
+            if let Ok(mut pending) = c.pending.try_borrow_mut() {
+                if pending.log == self.id && !pending.events.is_empty() {
+                    self.push_all(&pending.events);
+                    pending.events.clear();
+                }
+            }
+        });
+    }
+
+    /// Pushes `events` into the calling thread's ring; what does not fit is dropped
+    /// and counted.
+    fn push_all(&self, events: &[AccessLogRecord]) {
         // `try_with` fails only while this thread is being torn down.
         let pushed = RINGS.try_with(|rings| {
             let mut rings = rings.borrow_mut();
@@ -193,8 +264,11 @@ impl AccessLog {
                 None => self.add_ring(&mut rings),
             };
             let ring = &mut rings[at];
-            let pushed = ring.producer.push(event).is_ok();
-            ring.since_check += 1;
+            let room = ring.producer.slots().min(events.len());
+            if let Ok(chunk) = ring.producer.write_chunk_uninit(room) {
+                chunk.fill_from_iter(events[..room].iter().copied());
+            }
+            ring.since_check += events.len() as u32;
             if ring.since_check >= FILL_CHECK_EVERY {
                 ring.since_check = 0;
                 if ring.producer.slots() < self.ring_events / 2 {
@@ -202,10 +276,11 @@ impl AccessLog {
                     let _ = self.control.try_send(Msg::Drain);
                 }
             }
-            pushed
+            room
         });
-        if pushed != Ok(true) {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+        let lost = events.len() - pushed.unwrap_or(0);
+        if lost > 0 {
+            self.dropped.fetch_add(lost as u64, Ordering::Relaxed);
         }
     }
 
@@ -446,6 +521,31 @@ mod tests {
         let stats = log.stats();
         assert_eq!((stats.recorded, stats.dropped, stats.exported), (2000, 0, 2000));
         assert!(log.lock_rings().is_empty(), "exited threads' rings are dropped once drained");
+    }
+
+    #[test]
+    fn a_connection_buffers_its_events_until_its_batch_is_flushed() {
+        let (log, _rx) = AccessLog::detached(true, 4096);
+        let (other, _orx) = AccessLog::detached(true, 4096);
+        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        runtime.block_on(CONNECTION.scope(ConnectionEvents::new(9), async {
+            for i in 0..300u64 {
+                log.record(i, Op::Read, AccessResult::Hit, 1);
+            }
+            // Another log's event, recorded mid-batch, goes straight to that log.
+            other.record(7, Op::Read, AccessResult::Miss, 0);
+            assert_eq!(other.stats().recorded, 1);
+            assert_eq!(log.stats().recorded, CONNECTION_BUFFER as u64, "a full buffer went to the ring at once");
+            log.flush_connection();
+            assert_eq!(log.stats().recorded, 300, "the rest went at the end of the batch");
+        }));
+        let mut out = Vec::new();
+        log.drain(Some(&mut out));
+        assert_eq!(out.iter().map(|e| e.key_hash).collect::<Vec<_>>(), (0..300).collect::<Vec<u64>>());
+        assert!(out.iter().all(|e| e.connection == 9 && e.time_us > 0));
+        let mut theirs = Vec::new();
+        other.drain(Some(&mut theirs));
+        assert_eq!((theirs.len(), theirs[0].connection), (1, 9));
     }
 
     #[test]

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use augur_adapters::{ErrorKind, Store, StoreError};
+use augur_adapters::{ErrorKind, Store, StoreError, StoreResult};
 use bytes::Bytes;
 use tokio::sync::{watch, Notify};
 
@@ -368,7 +368,18 @@ impl Core {
     /// as `Prefetched`. Like a demand read it snapshots each key's epoch first and
     /// caches only if no write raced it; it also never replaces anything memory
     /// already holds (a dirty value, or a newer clean one).
-    pub(crate) async fn prefetch(self: Arc<Self>, keys: Vec<Bytes>) {
+    ///
+    /// The read runs on the calling thread (the predictor's) when the store can
+    /// read without awaiting, since every hand-off between threads delays the
+    /// prefetch against the client's own read; otherwise on `runtime`.
+    /// `released` is when the predictor took the reads that released this batch
+    /// (the start of the `prefetch_lead` histogram).
+    pub(crate) fn prefetch(
+        self: &Arc<Self>,
+        keys: Vec<Bytes>,
+        released: std::time::Instant,
+        runtime: &tokio::runtime::Handle,
+    ) {
         // The predictor skipped keys memory held when it proposed them; one found
         // in memory now was read (or written) by a client meanwhile: too late.
         let proposed = keys.len() as u64;
@@ -379,7 +390,27 @@ impl Core {
         }
         let epochs: Vec<u64> = keys.iter().map(|k| self.epochs[self.shard(k)].load(Ordering::SeqCst)).collect();
         Counters::add(&self.counters.prefetch_reads, keys.len() as u64);
-        let values = match self.store.get_many(&keys).await {
+        match self.store.get_many_blocking(&keys) {
+            Some(values) => self.prefetch_land(keys, epochs, values, released),
+            None => {
+                let core = Arc::clone(self);
+                runtime.spawn(async move {
+                    let values = core.store.get_many(&keys).await;
+                    core.prefetch_land(keys, epochs, values, released);
+                });
+            }
+        }
+    }
+
+    /// Caches what a prefetch read returned (see [`Core::prefetch`]).
+    fn prefetch_land(
+        &self,
+        keys: Vec<Bytes>,
+        epochs: Vec<u64>,
+        values: StoreResult<Vec<Option<Bytes>>>,
+        released: std::time::Instant,
+    ) {
+        let values = match values {
             Ok(values) => values,
             Err(e) => {
                 Counters::add(&self.counters.store_read_errors, 1);
@@ -404,6 +435,7 @@ impl Core {
         let inserted = fetched.len() as u64;
         self.tier.insert_many(fetched);
         drop(writes);
+        self.latency.prefetch_lead.record(released.elapsed());
         Counters::add(&self.counters.prefetch_inserted, inserted);
         Counters::add(&self.counters.prefetch_late, late);
     }

@@ -165,6 +165,13 @@ impl Engine {
         self.inner.access_log.enabled()
     }
 
+    /// Moves the calling client connection's buffered access-log events into the
+    /// log (see `access_log`): the server calls it once per pipelined batch,
+    /// before replying.
+    pub fn flush_connection_events(&self) {
+        self.inner.access_log.flush_connection();
+    }
+
     /// Makes every access-log event recorded so far reach its sinks.
     pub fn flush_access_log(&self) {
         self.inner.access_log.flush();

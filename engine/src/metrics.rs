@@ -164,6 +164,11 @@ pub(crate) struct Latencies {
     /// Per flush round: how long its oldest entry waited, from acknowledgement to
     /// being in the store.
     pub(crate) flush_delay: Latency,
+    /// Per prefetch batch: from the predictor thread taking the reads that
+    /// released it to the values being in memory. A prefetch is late when this
+    /// exceeds the gap until the client's own read, so it is the lead the
+    /// predictor must aim beyond.
+    pub(crate) prefetch_lead: Latency,
 }
 
 impl Latencies {
@@ -175,6 +180,10 @@ impl Latencies {
                 "flush_delay",
                 "Per flush round, seconds its oldest entry waited from acknowledgement until in the store.",
             ),
+            prefetch_lead: Latency::new(
+                "prefetch_lead",
+                "Per prefetch batch, seconds from the predictor taking the reads that released it until in memory.",
+            ),
         }
     }
 }
@@ -183,10 +192,17 @@ impl crate::core::Core {
     /// Every latency histogram, engine and WAL, in INFO order.
     pub(crate) fn latency_stats(&self) -> Vec<LatencyStats> {
         let l = &self.latency;
-        [&l.store_read, &l.store_write, &l.flush_delay, &self.wal.write_latency, &self.wal.fsync_latency]
-            .iter()
-            .map(|h| h.snapshot())
-            .collect()
+        [
+            &l.store_read,
+            &l.store_write,
+            &l.flush_delay,
+            &l.prefetch_lead,
+            &self.wal.write_latency,
+            &self.wal.fsync_latency,
+        ]
+        .iter()
+        .map(|h| h.snapshot())
+        .collect()
     }
 }
 

@@ -17,6 +17,7 @@ use forust_ml::{GradientBooster, Matrix};
 
 use super::dataset::Dataset;
 use super::features::N_FEATURES;
+use super::forest::CompiledBooster;
 use super::model::{Batch, Scorer};
 use super::PredictError;
 
@@ -44,6 +45,9 @@ impl Default for GbdtConfig {
 /// The trained ensemble.
 pub struct GbdtEnsemble {
     members: Vec<GradientBooster>,
+    /// The members laid out for fast inference (see `forest`); `None` if one of
+    /// them does not fit that layout, and then forust scores.
+    compiled: Option<Vec<CompiledBooster>>,
 }
 
 impl std::fmt::Debug for GbdtEnsemble {
@@ -107,7 +111,34 @@ impl GbdtEnsemble {
                 .map_err(|e| PredictError::Training(format!("gbdt member {m}: {e}")))?;
             members.push(booster);
         }
-        Ok(Self { members })
+        Ok(Self::new(members))
+    }
+
+    fn new(members: Vec<GradientBooster>) -> Self {
+        let compiled = members.iter().map(|b| CompiledBooster::new(b, N_FEATURES)).collect();
+        Self { members, compiled }
+    }
+
+    /// Each member's probability per candidate, member-major.
+    fn member_probabilities(&self, features: &[f32], n: usize) -> Vec<Vec<f64>> {
+        // forust predicts log-odds under log loss.
+        let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
+        if let Some(compiled) = &self.compiled {
+            let mut all = Vec::with_capacity(compiled.len());
+            for member in compiled {
+                let mut raw = vec![0.0; n];
+                if member.predict_into(features, &mut raw).is_none() {
+                    break;
+                }
+                all.push(raw.into_iter().map(sigmoid).collect());
+            }
+            if all.len() == compiled.len() {
+                return all;
+            }
+        }
+        let cols = column_major(features);
+        let matrix = Matrix::new(&cols, n, N_FEATURES);
+        self.members.iter().map(|b| b.predict(&matrix, false).into_iter().map(sigmoid).collect()).collect()
     }
 
     /// Mean and standard deviation of the members' probabilities per candidate.
@@ -116,12 +147,7 @@ impl GbdtEnsemble {
         if n == 0 || self.members.is_empty() {
             return (vec![0.0; n], vec![0.0; n]);
         }
-        let cols = column_major(features);
-        let matrix = Matrix::new(&cols, n, N_FEATURES);
-        // forust predicts log-odds under log loss.
-        let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
-        let all: Vec<Vec<f64>> =
-            self.members.iter().map(|b| b.predict(&matrix, false).into_iter().map(sigmoid).collect()).collect();
+        let all = self.member_probabilities(features, n);
         let k = all.len() as f64;
         let mut mean = Vec::with_capacity(n);
         let mut spread = Vec::with_capacity(n);
@@ -148,7 +174,7 @@ impl GbdtEnsemble {
             .map(|d| GradientBooster::from_json(d))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| PredictError::Checkpoint(format!("{}: {e}", path.display())))?;
-        Ok(Self { members })
+        Ok(Self::new(members))
     }
 }
 
@@ -171,5 +197,45 @@ impl Scorer for GbdtEnsemble {
         let path = stem.with_extension("gbdt.json");
         let text = serde_json::to_vec(&dumps).map_err(|e| PredictError::Checkpoint(e.to_string()))?;
         std::fs::write(&path, text).map_err(|e| PredictError::Checkpoint(format!("{}: {e}", path.display())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_compiled_ensemble_scores_exactly_as_forust_does() {
+        let n = 2_000;
+        let mut s = 0x9e37_79b9_7f4a_7c15u64;
+        let rows: Vec<f32> = (0..n * N_FEATURES)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 40) as f32 / (1u64 << 24) as f32
+            })
+            .collect();
+        let y: Vec<f64> = rows.chunks_exact(N_FEATURES).map(|r| f64::from(u8::from(r[0] + r[1] > 1.0))).collect();
+        let cols = column_major(&rows);
+        let members = || -> Vec<GradientBooster> {
+            (0..3)
+                .map(|m| {
+                    let mut b = GradientBooster::default()
+                        .set_objective_type(ObjectiveType::LogLoss)
+                        .set_iterations(20)
+                        .set_max_depth(5)
+                        .set_parallel(false)
+                        .set_seed(m);
+                    b.fit(&Matrix::new(&cols, n, N_FEATURES), &y, &vec![1.0; n], None).expect("fit");
+                    b
+                })
+                .collect()
+        };
+        let fast = GbdtEnsemble::new(members());
+        assert!(fast.compiled.is_some(), "depth-5 trees compile");
+        let slow = GbdtEnsemble { members: members(), compiled: None };
+        let batch = &rows[..256 * N_FEATURES];
+        assert_eq!(fast.predict_with_spread(batch), slow.predict_with_spread(batch));
     }
 }

@@ -19,6 +19,7 @@
 pub mod candidates;
 pub mod dataset;
 pub mod features;
+pub mod forest;
 pub mod gbdt;
 pub mod model;
 pub mod predictor;

@@ -6,10 +6,10 @@
 //! blocks a request. One OS thread (not a tokio worker: scoring and training are
 //! CPU work) runs the same [`Prefetcher`] the simulator runs, keeps the proposals
 //! above its threshold in a bounded max-queue by confidence (deduplicated; the
-//! weakest is dropped when full), and every tick hands at most the budget's worth
-//! to the async executor, which reads them with one `get_many` and inserts them as
-//! `Prefetched` (see `Core::prefetch`, which never overwrites a dirty or newer
-//! value).
+//! weakest is dropped when full), and every tick reads at most the budget's worth
+//! with one store read (on this thread when the store can, else on the runtime)
+//! and inserts them as `Prefetched` (see `Core::prefetch`, which never overwrites
+//! a dirty or newer value).
 
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -359,8 +359,10 @@ impl Service {
                 let _ = reply.send(self.prefetcher.admin(&command));
             }
             events.clear();
+            let mut released = Instant::now();
             match rx.recv_timeout(Duration::from_millis(5)) {
                 Ok(event) => {
+                    released = Instant::now();
                     events.push(event);
                     events.extend(rx.try_iter().take(DRAIN - 1));
                 }
@@ -391,8 +393,7 @@ impl Service {
             self.issued += batch.len() as u64;
             self.remember_dispatched(&batch);
             if !batch.is_empty() {
-                let core = Arc::clone(&core);
-                runtime.spawn(async move { core.prefetch(batch).await });
+                core.prefetch(batch, released, &runtime);
             }
             self.report(&core);
         }

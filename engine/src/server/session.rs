@@ -151,7 +151,14 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
     };
     // Access-log events carry the connection id (truncated to the log's 32 bits).
     let connection = client.id as u32;
-    let end = crate::access_log::CONNECTION.scope(connection, run(&mut conn, &mut client, &shared)).await;
+    let events = crate::access_log::ConnectionEvents::new(connection);
+    let end = crate::access_log::CONNECTION
+        .scope(events, async {
+            let end = run(&mut conn, &mut client, &shared).await;
+            shared.engine.flush_connection_events();
+            end
+        })
+        .await;
     match &end {
         End::Io(error) => tracing::debug!(id = client.id, %error, "client connection failed"),
         End::OutputLimit => tracing::warn!(
@@ -210,6 +217,8 @@ async fn run(conn: &mut Connection, client: &mut ClientState, shared: &Shared) -
             }
             continue;
         }
+        // Before the replies: a client that has its answer finds its reads counted.
+        shared.engine.flush_connection_events();
         if let Err(error) = batch.send(conn).await {
             return End::Io(error);
         }
