@@ -116,6 +116,10 @@ pub struct EngineConfig {
     /// Cache "key absent in the store" answers. Off by default: with it on, a key
     /// written to the store behind Augur's back stays invisible until evicted.
     pub negative_cache: bool,
+    /// Read prefetches on the predictor thread when the store can
+    /// (`Store::get_many_blocking`), saving the hand-offs to a runtime worker and
+    /// the blocking pool. Default true.
+    pub prefetch_read_inline: bool,
     /// Directory of the write-ahead log.
     pub wal_dir: PathBuf,
     /// fsync policy for the WAL. Default everysec.
@@ -198,6 +202,7 @@ impl EngineConfig {
             tier: TierKind::default(),
             eviction: EvictionKind::default(),
             negative_cache: false,
+            prefetch_read_inline: true,
             wal_dir: wal_dir.into(),
             sync: SyncPolicy::default(),
             wal_segment_bytes: 64 << 20,

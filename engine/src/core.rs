@@ -390,7 +390,8 @@ impl Core {
         }
         let epochs: Vec<u64> = keys.iter().map(|k| self.epochs[self.shard(k)].load(Ordering::SeqCst)).collect();
         Counters::add(&self.counters.prefetch_reads, keys.len() as u64);
-        match self.store.get_many_blocking(&keys) {
+        let inline = self.config.prefetch_read_inline.then(|| self.store.get_many_blocking(&keys)).flatten();
+        match inline {
             Some(values) => self.prefetch_land(keys, epochs, values, released),
             None => {
                 let core = Arc::clone(self);

@@ -46,6 +46,10 @@ pub struct ServeArgs {
     /// Cache "absent" answers from the store [default: false].
     #[arg(long)]
     negative_cache: Option<bool>,
+    /// Read prefetches on the predictor thread when the store can (RocksDB); false
+    /// hands every prefetch read to the runtime, as PostgreSQL's are [default: true].
+    #[arg(long)]
+    prefetch_read_inline: Option<bool>,
     /// Bound on acknowledged-but-unflushed bytes [default: 256MiB].
     #[arg(long)]
     dirty_limit: Option<String>,
@@ -145,6 +149,7 @@ struct FileConfig {
     tier: Option<String>,
     eviction: Option<String>,
     negative_cache: Option<bool>,
+    prefetch_read_inline: Option<bool>,
     dirty_limit: Option<String>,
     dirty_wait_ms: Option<u64>,
     flush_batch: Option<usize>,
@@ -219,6 +224,9 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
     }
     if let Some(b) = pick!(negative_cache) {
         engine.negative_cache = b;
+    }
+    if let Some(b) = pick!(prefetch_read_inline) {
+        engine.prefetch_read_inline = b;
     }
     if let Some(s) = pick!(dirty_limit) {
         engine.dirty_limit_bytes = parse_bytes(&s).map_err(|e| anyhow::anyhow!("--dirty-limit: {e}"))?;
