@@ -133,22 +133,19 @@ impl CompiledBooster {
 
 #[cfg(test)]
 mod tests {
+    use augur_simulators::rng::Rng;
     use forust_ml::objective::ObjectiveType;
     use forust_ml::Matrix;
 
+    use super::super::gbdt::column_major;
     use super::*;
 
     const F: usize = 4;
 
     /// Rows with a learnable label and some exact ties on split values.
     fn data(n: usize, seed: u64) -> (Vec<f32>, Vec<f64>) {
-        let mut s = seed | 1;
-        let mut next = || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 24) as f32
-        };
+        let mut rng = Rng::new(seed);
+        let mut next = || rng.next_f64() as f32;
         let mut rows = Vec::with_capacity(n * F);
         let mut y = Vec::with_capacity(n);
         for _ in 0..n {
@@ -159,20 +156,9 @@ mod tests {
         (rows, y)
     }
 
-    fn column_major(rows: &[f32]) -> Vec<f64> {
-        let n = rows.len() / F;
-        let mut out = vec![0f64; rows.len()];
-        for (i, row) in rows.chunks_exact(F).enumerate() {
-            for (j, &v) in row.iter().enumerate() {
-                out[j * n + i] = f64::from(v);
-            }
-        }
-        out
-    }
-
     fn booster(depth: usize) -> GradientBooster {
         let (rows, y) = data(3_000, 7);
-        let cols = column_major(&rows);
+        let cols = column_major(&rows, F);
         let mut b = GradientBooster::default()
             .set_objective_type(ObjectiveType::LogLoss)
             .set_iterations(25)
@@ -189,7 +175,7 @@ mod tests {
             let compiled = CompiledBooster::new(&b, F).expect("compiles");
             // Held-out rows plus the training rows (which sit exactly on cut points).
             for (rows, _) in [data(500, 99), data(3_000, 7)] {
-                let cols = column_major(&rows);
+                let cols = column_major(&rows, F);
                 let want = b.predict(&Matrix::new(&cols, rows.len() / F, F), false);
                 let mut got = vec![0.0; want.len()];
                 compiled.predict_into(&rows, &mut got).expect("finite rows");

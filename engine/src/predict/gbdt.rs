@@ -56,11 +56,11 @@ impl std::fmt::Debug for GbdtEnsemble {
     }
 }
 
-/// Row-major f32 → column-major f64, forust's layout.
-fn column_major(rows: &[f32]) -> Vec<f64> {
-    let n = rows.len() / N_FEATURES;
+/// Row-major f32 rows of `width` values → column-major f64, forust's layout.
+pub(super) fn column_major(rows: &[f32], width: usize) -> Vec<f64> {
+    let n = rows.len() / width.max(1);
     let mut out = vec![0f64; rows.len()];
-    for (i, row) in rows.chunks_exact(N_FEATURES).enumerate() {
+    for (i, row) in rows.chunks_exact(width.max(1)).enumerate() {
         for (j, &v) in row.iter().enumerate() {
             out[j * n + i] = f64::from(v);
         }
@@ -83,7 +83,7 @@ impl GbdtEnsemble {
     /// Trains the ensemble on `data`.
     pub fn train(data: &Dataset, config: GbdtConfig) -> Result<Self, PredictError> {
         let rows = data.feature_rows();
-        let cols = column_major(&rows);
+        let cols = column_major(&rows, N_FEATURES);
         let n = data.len();
         let matrix = Matrix::new(&cols, n, N_FEATURES);
         let y: Vec<f64> = data.labels().into_iter().map(f64::from).collect();
@@ -136,7 +136,7 @@ impl GbdtEnsemble {
                 return all;
             }
         }
-        let cols = column_major(features);
+        let cols = column_major(features, N_FEATURES);
         let matrix = Matrix::new(&cols, n, N_FEATURES);
         self.members.iter().map(|b| b.predict(&matrix, false).into_iter().map(sigmoid).collect()).collect()
     }
@@ -202,22 +202,17 @@ impl Scorer for GbdtEnsemble {
 
 #[cfg(test)]
 mod tests {
+    use augur_simulators::rng::Rng;
+
     use super::*;
 
     #[test]
     fn the_compiled_ensemble_scores_exactly_as_forust_does() {
         let n = 2_000;
-        let mut s = 0x9e37_79b9_7f4a_7c15u64;
-        let rows: Vec<f32> = (0..n * N_FEATURES)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 40) as f32 / (1u64 << 24) as f32
-            })
-            .collect();
+        let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
+        let rows: Vec<f32> = (0..n * N_FEATURES).map(|_| rng.next_f64() as f32).collect();
         let y: Vec<f64> = rows.chunks_exact(N_FEATURES).map(|r| f64::from(u8::from(r[0] + r[1] > 1.0))).collect();
-        let cols = column_major(&rows);
+        let cols = column_major(&rows, N_FEATURES);
         let members = || -> Vec<GradientBooster> {
             (0..3)
                 .map(|m| {

@@ -314,6 +314,8 @@ pub fn train(kind: ModelKind, data: &Dataset, config: TorchTrainConfig) -> Resul
 
 #[cfg(test)]
 mod tests {
+    use augur_simulators::rng::Rng;
+
     use super::*;
 
     #[test]
@@ -323,15 +325,8 @@ mod tests {
             let model = train(kind, &Dataset::default(), TorchTrainConfig::default()).expect("model");
             let native = model.native.as_ref().expect("dense nets are copied out");
             let n = 300;
-            let mut s = 0x2545_f491_4f6c_dd1du64;
-            let features: Vec<f32> = (0..n * N_FEATURES)
-                .map(|_| {
-                    s ^= s << 13;
-                    s ^= s >> 7;
-                    s ^= s << 17;
-                    ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 6.0
-                })
-                .collect();
+            let mut rng = Rng::new(0x2545_f491_4f6c_dd1d);
+            let features: Vec<f32> = (0..n * N_FEATURES).map(|_| (rng.next_f64() as f32 - 0.5) * 6.0).collect();
             let context = vec![0u64; n * CONTEXT];
             let candidates = vec![0u64; n];
             let batch = Batch { features: &features, context: &context, candidates: &candidates };

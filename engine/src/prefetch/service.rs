@@ -359,10 +359,10 @@ impl Service {
                 let _ = reply.send(self.prefetcher.admin(&command));
             }
             events.clear();
-            let mut released = Instant::now();
-            match rx.recv_timeout(Duration::from_millis(5)) {
+            let received = rx.recv_timeout(Duration::from_millis(5));
+            let released = Instant::now();
+            match received {
                 Ok(event) => {
-                    released = Instant::now();
                     events.push(event);
                     events.extend(rx.try_iter().take(DRAIN - 1));
                 }
