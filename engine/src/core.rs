@@ -318,13 +318,19 @@ impl Core {
                 }
             }
         }
+        self.publish(&lead, &result);
+    }
+
+    /// Ends the in-flight reads of `lead`: each leaves the in-flight map (unless a
+    /// newer read replaced it) and its waiters get their key's answer.
+    fn publish(&self, lead: &LeadReads, result: &StoreResult<Vec<Option<Bytes>>>) {
         for (j, (key, _, pending)) in lead.iter().enumerate() {
             let mut shard = lock(&self.inflight[self.shard(key)]);
             if shard.get(key).is_some_and(|p| Arc::ptr_eq(p, pending)) {
                 shard.remove(key);
             }
             drop(shard);
-            let slot = match &result {
+            let slot = match result {
                 Ok(values) => Ok(values.get(j).cloned().flatten()),
                 Err(e) => Err((e.kind(), e.message().to_string())),
             };
@@ -357,6 +363,7 @@ impl Core {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         crate::prefetch::service::Feedback {
             used: get(&self.counters.prefetch_hits),
+            joined: get(&self.counters.prefetch_joined),
             wasted: self.tier.prefetched_evicted_unused(),
             late: get(&self.counters.prefetch_late),
             misses: get(&self.counters.misses),
@@ -380,65 +387,93 @@ impl Core {
         released: std::time::Instant,
         runtime: &tokio::runtime::Handle,
     ) {
-        // The predictor skipped keys memory held when it proposed them; one found
-        // in memory now was read (or written) by a client meanwhile: too late.
-        let proposed = keys.len() as u64;
-        let keys: Vec<Bytes> = keys.into_iter().filter(|k| !self.in_memory(k)).collect();
-        Counters::add(&self.counters.prefetch_late, proposed - keys.len() as u64);
-        if keys.is_empty() || self.shutting_down.load(Ordering::SeqCst) {
+        if self.shutting_down.load(Ordering::SeqCst) {
             return;
         }
-        let epochs: Vec<u64> = keys.iter().map(|k| self.epochs[self.shard(k)].load(Ordering::SeqCst)).collect();
-        Counters::add(&self.counters.prefetch_reads, keys.len() as u64);
+        // Each read is registered in flight like a client's, so a client that asks
+        // for the key before it lands waits for this read instead of starting its
+        // own: a late prefetch still saves that store read. The predictor skipped
+        // keys memory held when it proposed them; one found in memory now, or one a
+        // client is reading already, was asked for meanwhile: too late.
+        let proposed = keys.len() as u64;
+        let mut lead: LeadReads = Vec::with_capacity(keys.len());
+        for key in keys {
+            // Epoch first, then memory, as a client's read does (see `get_many`).
+            let epoch = self.epochs[self.shard(&key)].load(Ordering::SeqCst);
+            if self.in_memory(&key) {
+                continue;
+            }
+            let mut shard = lock(&self.inflight[self.shard(&key)]);
+            if shard.contains_key(&key) {
+                continue;
+            }
+            let (result, _) = watch::channel(None);
+            let pending = Arc::new(PendingRead { result, epoch });
+            shard.insert(key.clone(), Arc::clone(&pending));
+            drop(shard);
+            lead.push((key, epoch, pending));
+        }
+        Counters::add(&self.counters.prefetch_late, proposed - lead.len() as u64);
+        if lead.is_empty() {
+            return;
+        }
+        Counters::add(&self.counters.prefetch_reads, lead.len() as u64);
+        let keys: Vec<Bytes> = lead.iter().map(|(k, _, _)| k.clone()).collect();
         let inline = self.config.prefetch_read_inline.then(|| self.store.get_many_blocking(&keys)).flatten();
         match inline {
-            Some(values) => self.prefetch_land(keys, epochs, values, released),
+            Some(values) => self.prefetch_land(lead, values, released),
             None => {
                 let core = Arc::clone(self);
                 runtime.spawn(async move {
                     let values = core.store.get_many(&keys).await;
-                    core.prefetch_land(keys, epochs, values, released);
+                    core.prefetch_land(lead, values, released);
                 });
             }
         }
     }
 
-    /// Caches what a prefetch read returned (see [`Core::prefetch`]).
-    fn prefetch_land(
-        &self,
-        keys: Vec<Bytes>,
-        epochs: Vec<u64>,
-        values: StoreResult<Vec<Option<Bytes>>>,
-        released: std::time::Instant,
-    ) {
-        let values = match values {
-            Ok(values) => values,
-            Err(e) => {
-                Counters::add(&self.counters.store_read_errors, 1);
-                tracing::debug!("prefetch read failed: {e}");
-                return;
-            }
-        };
-        let writes = self.dirty.lock();
-        let mut late = 0;
-        let mut fetched = Vec::with_capacity(keys.len());
-        for ((key, epoch), value) in keys.into_iter().zip(epochs).zip(values) {
-            let Some(value) = value else { continue };
-            let raced = self.epochs[self.shard(&key)].load(Ordering::SeqCst) != epoch;
-            if raced || writes.get(&key).is_some() || self.tier.contains(&key) {
-                late += 1;
-                continue;
-            }
-            fetched.push((key, TierEntry { value: Cached::Present(value), state: EntryState::Prefetched }));
+    /// Caches what a prefetch read returned (see [`Core::prefetch`]) and answers
+    /// the clients that joined it.
+    fn prefetch_land(&self, lead: LeadReads, values: StoreResult<Vec<Option<Bytes>>>, released: std::time::Instant) {
+        if let Err(e) = &values {
+            Counters::add(&self.counters.store_read_errors, 1);
+            tracing::debug!("prefetch read failed: {e}");
         }
-        // One batch: on the GPU tier, one launch sequence for the whole read. Still
-        // under the dirty lock, so no write slips between the checks and the insert.
-        let inserted = fetched.len() as u64;
-        self.tier.insert_many(fetched);
-        drop(writes);
-        self.latency.prefetch_lead.record(released.elapsed());
-        Counters::add(&self.counters.prefetch_inserted, inserted);
+        let (mut late, mut joined) = (0, 0);
+        if let Ok(values) = &values {
+            let writes = self.dirty.lock();
+            let mut fetched = Vec::with_capacity(lead.len());
+            for ((key, epoch, pending), value) in lead.iter().zip(values) {
+                let Some(value) = value else { continue };
+                let raced = self.epochs[self.shard(key)].load(Ordering::SeqCst) != *epoch;
+                if raced || writes.get(key).is_some() || self.tier.contains(key) {
+                    late += 1;
+                    continue;
+                }
+                // A client waiting on this read asked for the key before it landed:
+                // the prefetch served that read (no hit, but no second store read),
+                // and the entry is no longer an unread prefetch.
+                let state = if pending.result.receiver_count() > 0 {
+                    joined += 1;
+                    EntryState::Clean
+                } else {
+                    EntryState::Prefetched
+                };
+                fetched.push((key.clone(), TierEntry { value: Cached::Present(value.clone()), state }));
+            }
+            // One batch: on the GPU tier, one launch sequence for the whole read.
+            // Still under the dirty lock, so no write slips between the checks and
+            // the insert.
+            Counters::add(&self.counters.prefetch_inserted, fetched.len() as u64);
+            self.tier.insert_many(fetched);
+            drop(writes);
+            self.latency.prefetch_lead.record(released.elapsed());
+        }
+        // Counted before the waiters wake, so a client that got its answer sees it.
         Counters::add(&self.counters.prefetch_late, late);
+        Counters::add(&self.counters.prefetch_joined, joined);
+        // After the insert: a client that looks from now on finds the key in memory.
+        self.publish(&lead, &values);
     }
 
     /// Appends `entries` to the WAL and publishes them as dirty, in one critical
@@ -601,13 +636,18 @@ impl Core {
             prefetch_reads: get(&c.prefetch_reads),
             prefetch_inserted: get(&c.prefetch_inserted),
             prefetch_late: get(&c.prefetch_late),
+            prefetch_joined: get(&c.prefetch_joined),
             prefetch_evicted_unused: outcomes.wasted,
             prefetch_events_dropped: pf.map_or(0, |p| get(&p.counters.events_dropped)),
             prefetch_queue_dropped: pf.map_or(0, |p| get(&p.counters.queue_dropped)),
             prefetch_queue_expired: pf.map_or(0, |p| get(&p.counters.queue_expired)),
             prefetch_share_limited: pf.map_or(0, |p| get(&p.counters.share_limited)),
             prefetch_queue_depth: pf.map_or(0, |p| get(&p.counters.queue_depth)),
-            prefetch_accuracy: crate::prefetch::service::accuracy(outcomes.used, outcomes.wasted, outcomes.late),
+            prefetch_accuracy: crate::prefetch::service::accuracy(
+                outcomes.used + outcomes.joined,
+                outcomes.wasted,
+                outcomes.late,
+            ),
             prefetch_coverage: crate::prefetch::service::coverage(outcomes.used, outcomes.misses),
             prefetch_model_version: status.as_ref().map_or(0, |s| u64::from(s.version)),
             prefetch_threshold: status.as_ref().map_or(f64::NAN, |s| f64::from(s.threshold)),

@@ -44,6 +44,9 @@ pub struct Counters {
     pub prefetch_inserted: AtomicU64,
     /// Prefetches dropped because a client read or wrote the key first.
     pub prefetch_late: AtomicU64,
+    /// Prefetch reads a client's read joined while in flight (late, but they
+    /// saved that client's own store read).
+    pub prefetch_joined: AtomicU64,
 }
 
 impl Counters {
@@ -91,6 +94,8 @@ pub struct EngineStats {
     pub prefetch_inserted: u64,
     /// See [`Counters`].
     pub prefetch_late: u64,
+    /// See [`Counters`].
+    pub prefetch_joined: u64,
     /// Prefetched entries evicted before anyone read them.
     pub prefetch_evicted_unused: u64,
     /// Read events the predictor thread could not keep up with.
@@ -220,13 +225,14 @@ impl EngineStats {
             Counter prefetch_reads: "Keys the prefetcher read from the store.",
             Counter prefetch_inserted: "Prefetched keys cached.",
             Counter prefetch_late: "Prefetches dropped because a client read or wrote the key first.",
+            Counter prefetch_joined: "Prefetch reads a client's read joined while in flight (late but useful).",
             Counter prefetch_evicted_unused: "Prefetched entries evicted before anyone read them.",
             Counter prefetch_events_dropped: "Read events the predictor thread could not keep up with.",
             Counter prefetch_queue_dropped: "Proposals dropped from the full prefetch queue.",
             Counter prefetch_queue_expired: "Proposals dropped because they waited past their useful age.",
             Counter prefetch_share_limited: "Prefetch reads withheld by the store-share limit.",
             Gauge prefetch_queue_depth: "Proposals waiting for the prefetch executor.",
-            Gauge prefetch_accuracy: "Prefetch hits over prefetches resolved (hit, evicted unread or late).",
+            Gauge prefetch_accuracy: "Useful prefetches (hit or joined) over prefetches resolved (hit, joined, evicted unread or late).",
             Gauge prefetch_coverage: "Prefetch hits over prefetch hits plus misses.",
             Gauge prefetch_model_version: "The predictor's active model version (0 = none).",
             Gauge prefetch_threshold: "The predictor's probability threshold.",

@@ -92,6 +92,8 @@ pub struct VersionOutcomes {
     pub issued: u64,
     /// Prefetched entries read by a client.
     pub used: u64,
+    /// Prefetch reads a client's read joined while in flight.
+    pub joined: u64,
     /// Prefetched entries evicted unread.
     pub evicted_unused: u64,
     /// Prefetches a client's own read beat.
@@ -103,7 +105,7 @@ pub struct VersionOutcomes {
 impl VersionOutcomes {
     /// See [`accuracy`].
     pub fn accuracy(&self) -> f64 {
-        accuracy(self.used, self.evicted_unused, self.late)
+        accuracy(self.used + self.joined, self.evicted_unused, self.late)
     }
 
     /// See [`coverage`].
@@ -112,8 +114,11 @@ impl VersionOutcomes {
     }
 }
 
-/// used / (used + evicted unused + late): the spec's prefetch accuracy over the
-/// prefetches whose fate is known (NaN before the first).
+/// useful / (useful + evicted unused + late): the spec's prefetch accuracy over
+/// the prefetches whose fate is known (NaN before the first). Useful counts the
+/// prefetched entries read and the prefetch reads a client joined in flight, as
+/// hardware prefetchers count a demand access that hits a prefetch's pending miss
+/// (useful, but late); the late ones that served nobody count against it.
 pub fn accuracy(used: u64, evicted_unused: u64, late: u64) -> f64 {
     used as f64 / (used + evicted_unused + late) as f64
 }
@@ -129,6 +134,8 @@ pub fn coverage(used: u64, misses: u64) -> f64 {
 pub(crate) struct Feedback {
     /// Prefetched entries read.
     pub used: u64,
+    /// Prefetch reads a client's read joined in flight.
+    pub joined: u64,
     /// Prefetched entries evicted unread.
     pub wasted: u64,
     /// Prefetches a client's own read beat.
@@ -459,9 +466,11 @@ impl Service {
         let now_totals = core.prefetch_feedback();
         let was = std::mem::replace(&mut self.reported, now_totals);
         let used = now_totals.used.saturating_sub(was.used);
+        let joined = now_totals.joined.saturating_sub(was.joined);
         let wasted = now_totals.wasted.saturating_sub(was.wasted);
         let late = now_totals.late.saturating_sub(was.late);
-        self.prefetcher.on_outcomes(used, wasted, late);
+        // A joined read was useful to the model's credit: it was asked for.
+        self.prefetcher.on_outcomes(used + joined, wasted, late);
         if let Some(per_read) = self.budget.per_demand_read() {
             let demand = now_totals.demand_store_reads.saturating_sub(was.demand_store_reads);
             self.share_rate = demand as f64 * per_read / window.as_secs_f64();
@@ -471,6 +480,7 @@ impl Service {
             version: status.as_ref().map_or(0, |s| s.version),
             issued: self.issued - std::mem::replace(&mut self.issued_reported, self.issued),
             used,
+            joined,
             evicted_unused: wasted,
             late,
             misses: now_totals.misses.saturating_sub(was.misses),
@@ -487,6 +497,7 @@ fn add_outcomes(rows: &mut Vec<VersionOutcomes>, delta: VersionOutcomes) {
         Some(row) => {
             row.issued += delta.issued;
             row.used += delta.used;
+            row.joined += delta.joined;
             row.evicted_unused += delta.evicted_unused;
             row.late += delta.late;
             row.misses += delta.misses;
@@ -558,6 +569,7 @@ mod tests {
             version,
             issued: used + wasted,
             used,
+            joined: 0,
             evicted_unused: wasted,
             late: 0,
             misses: 10,

@@ -160,7 +160,7 @@ fn live_ab(s: &EngineStats) -> Vec<(String, String)> {
     fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
-/// `prefetch_model_v<N>:issued=…,used=…,evicted_unused=…,late=…,accuracy=…,coverage=…`
+/// `prefetch_model_v<N>:issued=…,used=…,joined=…,evicted_unused=…,late=…,accuracy=…,coverage=…`
 /// per model version (v0: before the first model, or a non-learned prefetcher),
 /// in the style of Redis's `db0:keys=…` lines.
 fn prefetch_versions(s: &EngineStats) -> Vec<(String, String)> {
@@ -170,9 +170,10 @@ fn prefetch_versions(s: &EngineStats) -> Vec<(String, String)> {
             (
                 format!("prefetch_model_v{}", v.version),
                 format!(
-                    "issued={},used={},evicted_unused={},late={},accuracy={},coverage={}",
+                    "issued={},used={},joined={},evicted_unused={},late={},accuracy={},coverage={}",
                     v.issued,
                     v.used,
+                    v.joined,
                     v.evicted_unused,
                     v.late,
                     ratio_or_dash(v.accuracy()),
@@ -274,6 +275,7 @@ fn counters(shared: &Shared, s: &EngineStats) -> Fields {
         ("prefetch_reads", s.prefetch_reads.to_string()),
         ("prefetch_inserted", s.prefetch_inserted.to_string()),
         ("prefetch_late", s.prefetch_late.to_string()),
+        ("prefetch_joined", s.prefetch_joined.to_string()),
         ("prefetch_evicted_unused", s.prefetch_evicted_unused.to_string()),
         ("prefetch_accuracy", format!("{:.4}", s.prefetch_accuracy)),
         ("prefetch_coverage", format!("{:.4}", s.prefetch_coverage)),
