@@ -29,6 +29,10 @@ pub struct Args {
     /// Concurrent clients.
     #[arg(long, default_value_t = 50)]
     clients: u32,
+    /// Let the CPUs go idle during the runs (by default held off through
+    /// /dev/cpu_dma_latency when permitted; see bench/src/idle.rs).
+    #[arg(long)]
+    allow_cpu_idle: bool,
     #[command(flatten)]
     pub(crate) report: ReportArgs,
 }
@@ -71,6 +75,7 @@ fn median(v: &mut [f64]) -> f64 {
 /// Runs the benchmark and prints (and optionally writes) the Markdown section.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let augur = crate::peers::augur_binary(args.report.augur.as_deref())?;
+    let idle = crate::idle::IdleHold::acquire(args.allow_cpu_idle);
     let dir = tempfile::tempdir()?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let server = Server(
@@ -117,7 +122,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let field = |name: &str| info.lines().find_map(|l| l.strip_prefix(name)).unwrap_or("?").to_string();
     let events = (field("access_log_events:"), field("access_log_dropped:"));
     drop(server);
-    let text = markdown(&args, &results, &events);
+    let text = markdown(&args, &results, &events, idle.note());
     println!("{text}");
     if let Some(path) = &args.report.markdown {
         std::fs::write(path, &text).with_context(|| format!("cannot write {}", path.display()))?;
@@ -127,10 +132,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// The section: how it was measured, then on against off per command.
-fn markdown(args: &Args, results: &[(&str, f64, f64)], (recorded, dropped): &(String, String)) -> String {
+fn markdown(args: &Args, results: &[(&str, f64, f64)], (recorded, dropped): &(String, String), idle: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "### Access-log overhead (`CONFIG SET access-log`, one server, same run)\n");
     let _ = writeln!(out, "- Machine: {}", machine());
+    let _ = writeln!(out, "- CPU idle during the runs: {idle}");
     let _ = writeln!(out, "- Date: {}", now_utc());
     let _ = writeln!(out, "- Command: `{}`", command_line(&args.report.command));
     let _ = writeln!(

@@ -7,6 +7,7 @@ mod all;
 mod bars;
 mod gpu_serve;
 mod gpu_table;
+mod idle;
 mod peers;
 mod pg_upsert;
 mod replay;

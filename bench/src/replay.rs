@@ -96,6 +96,10 @@ pub struct Args {
     /// --augur-arg=--prefetch-budget=50000.
     #[arg(long = "augur-arg", allow_hyphen_values = true)]
     augur_args: Vec<String>,
+    /// Let the CPUs go idle between requests (by default the run holds idle off
+    /// through /dev/cpu_dma_latency when it may; see bench/src/idle.rs).
+    #[arg(long)]
+    allow_cpu_idle: bool,
     #[command(flatten)]
     pub(crate) report: ReportArgs,
 }
@@ -213,6 +217,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     variants.extend(args.variants.iter().copied().filter(|&v| v != Variant::None));
     variants.dedup();
     let augur = crate::peers::augur_binary(args.report.augur.as_deref())?;
+    let idle = crate::idle::IdleHold::acquire(args.allow_cpu_idle);
     let dir = tempfile::tempdir()?;
     let trace = dir.path().join("sessions.oracleGeneral.bin");
     let store = dir.path().join("rocksdb");
@@ -287,7 +292,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             results[i].push(out);
         }
     }
-    let text = markdown(&args, &variants, &results, load.fills);
+    let text = markdown(&args, &variants, &results, load.fills, idle.note());
     println!("{text}");
     if let Some(path) = &args.report.markdown {
         std::fs::write(path, &text).with_context(|| format!("cannot write {}", path.display()))?;
@@ -296,10 +301,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn markdown(args: &Args, variants: &[Variant], results: &[Vec<Outcome>], objects: u64) -> String {
+fn markdown(args: &Args, variants: &[Variant], results: &[Vec<Outcome>], objects: u64, idle: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "### Prefetching and access log on against off (`augur replay`, same run)\n");
     let _ = writeln!(out, "- Machine: {}", machine());
+    let _ = writeln!(out, "- CPU idle during the runs: {idle}");
     let _ = writeln!(out, "- Date: {}", now_utc());
     let _ = writeln!(out, "- Command: `{}`", command_line(&args.report.command));
     let _ = writeln!(
