@@ -59,7 +59,7 @@ pub use augur_simulators::Op;
 /// event takes one, and each pushed batch one more for its header). At the slowest
 /// sweep (50 ms) a thread would have to record over a million events a second to
 /// fill it; the sweep speeds up long before that.
-pub const DEFAULT_RING_EVENTS: usize = 64 * 1024;
+pub const DEFAULT_RING_SLOTS: usize = 64 * 1024;
 /// The longest and shortest time between two drains while recording is on.
 const SWEEP_SLOWEST: Duration = Duration::from_millis(50);
 const SWEEP_FASTEST: Duration = Duration::from_millis(5);
@@ -86,7 +86,7 @@ pub struct AccessLogStats {
 pub struct AccessLog {
     /// Tells this log's rings apart from other logs' in a thread's ring list.
     id: u64,
-    ring_events: usize,
+    ring_slots: usize,
     /// The reading ends of every recording thread's ring.
     rings: Mutex<Vec<RingReader>>,
     control: SyncSender<Msg>,
@@ -225,11 +225,11 @@ enum Export {
 }
 
 impl AccessLog {
-    /// A log whose recording threads each buffer at most `ring_events` undrained
-    /// events; with `export`, every event is also written there (`.csv` → CSV, else
+    /// A log whose recording threads each buffer at most `ring_slots` undrained
+    /// slots (an event takes one, and each pushed batch one for its header); with `export`, every event is also written there (`.csv` → CSV, else
     /// binary).
-    pub fn start(enabled: bool, ring_events: usize, export: Option<&Path>) -> std::io::Result<Arc<AccessLog>> {
-        let (log, rx) = Self::detached(enabled, ring_events);
+    pub fn start(enabled: bool, ring_slots: usize, export: Option<&Path>) -> std::io::Result<Arc<AccessLog>> {
+        let (log, rx) = Self::detached(enabled, ring_slots);
         let export = match export {
             None => None,
             Some(path) => Some(open_export(path)?),
@@ -240,11 +240,11 @@ impl AccessLog {
     }
 
     /// The log and the receiving end of its control channel, with no consumer running.
-    fn detached(enabled: bool, ring_events: usize) -> (Arc<AccessLog>, Receiver<Msg>) {
+    fn detached(enabled: bool, ring_slots: usize) -> (Arc<AccessLog>, Receiver<Msg>) {
         let (tx, rx) = sync_channel(16);
         let log = Arc::new(AccessLog {
             id: NEXT_LOG_ID.fetch_add(1, Ordering::Relaxed),
-            ring_events: ring_events.max(1),
+            ring_slots: ring_slots.max(1),
             rings: Mutex::new(Vec::new()),
             control: tx,
             enabled: AtomicBool::new(enabled),
@@ -273,30 +273,39 @@ impl AccessLog {
             return;
         }
         let event = Slot::event(key_hash, op, result, value_size);
-        // Err: no connection scope (a direct engine call); Ok(Err(id)): connection
-        // `id` buffers another log's events (tests run several in one process).
-        // Either way the event goes straight in, with its own header.
-        let buffered = CONNECTION.try_with(|c| {
-            let Ok(mut pending) = c.pending.try_borrow_mut() else { return Err(c.id) };
-            if pending.events.is_empty() {
-                pending.log = self.id;
-                pending.time_us = coarse_wall_us();
-            } else if pending.log != self.id {
-                return Err(c.id);
-            }
-            pending.events.push(event);
-            if pending.events.len() >= CONNECTION_BUFFER {
-                self.push_batch(Slot::header(pending.time_us, c.id), &pending.events);
-                pending.events.clear();
-            }
-            Ok(())
-        });
-        let connection = match buffered {
-            Ok(Ok(())) => return,
-            Ok(Err(id)) => id,
+        let connection = match CONNECTION.try_with(|c| self.buffer(c, event)) {
+            Ok(None) => return,
+            Ok(Some(id)) => id,
+            // No connection scope: a direct engine call.
             Err(_) => 0,
         };
         self.push_batch(Slot::header(coarse_wall_us(), connection), std::slice::from_ref(&event));
+    }
+
+    /// Appends `event` to connection `c`'s buffer (a full buffer goes to the ring
+    /// at once). `Some(id)` when it could not: the buffer holds another log's events
+    /// (tests run several in one process), and the event goes straight in, with its
+    /// own header, carrying the connection's id.
+    fn buffer(&self, c: &ConnectionEvents, event: Slot) -> Option<u32> {
+        let Ok(mut pending) = c.pending.try_borrow_mut() else { return Some(c.id) };
+        if pending.events.is_empty() {
+            pending.log = self.id;
+            pending.time_us = coarse_wall_us();
+        } else if pending.log != self.id {
+            return Some(c.id);
+        }
+        pending.events.push(event);
+        if pending.events.len() >= CONNECTION_BUFFER {
+            self.push_pending(c.id, &mut pending);
+        }
+        None
+    }
+
+    /// Pushes connection `connection`'s buffered events, under one header, and
+    /// empties the buffer.
+    fn push_pending(&self, connection: u32, pending: &mut Pending) {
+        self.push_batch(Slot::header(pending.time_us, connection), &pending.events);
+        pending.events.clear();
     }
 
     /// Moves the calling connection's buffered events into the thread's ring; the
@@ -307,8 +316,7 @@ impl AccessLog {
         let _ = CONNECTION.try_with(|c| {
             if let Ok(mut pending) = c.pending.try_borrow_mut() {
                 if pending.log == self.id && !pending.events.is_empty() {
-                    self.push_batch(Slot::header(pending.time_us, c.id), &pending.events);
-                    pending.events.clear();
+                    self.push_pending(c.id, &mut pending);
                 }
             }
         });
@@ -337,7 +345,7 @@ impl AccessLog {
             ring.since_check += events.len() as u32;
             if ring.since_check >= FILL_CHECK_EVERY {
                 ring.since_check = 0;
-                if ring.producer.slots() < self.ring_events / 2 {
+                if ring.producer.slots() < self.ring_slots / 2 {
                     // Full channel: a wake-up is already pending.
                     let _ = self.control.try_send(Msg::Drain);
                 }
@@ -355,7 +363,7 @@ impl AccessLog {
     #[cold]
     fn add_ring(&self, rings: &mut Vec<ThreadRing>) -> usize {
         rings.retain(|ring| !ring.producer.is_abandoned());
-        let (producer, consumer) = rtrb::RingBuffer::new(self.ring_events);
+        let (producer, consumer) = rtrb::RingBuffer::new(self.ring_slots);
         let pushed = Arc::new(AtomicU64::new(0));
         self.lock_rings().push(RingReader { consumer, pushed: Arc::clone(&pushed) });
         rings.push(ThreadRing { log: self.id, producer, pushed, since_check: 0 });

@@ -57,6 +57,16 @@ struct PendingRead {
     epoch: u64,
 }
 
+impl PendingRead {
+    /// A new read of `key` from `epoch`, registered in `shard` (in place of any
+    /// older one) for later readers to join.
+    fn lead(shard: &mut HashMap<Bytes, Arc<PendingRead>>, key: &Bytes, epoch: u64) -> Arc<PendingRead> {
+        let pending = Arc::new(PendingRead { result: watch::channel(None).0, epoch });
+        shard.insert(key.clone(), Arc::clone(&pending));
+        pending
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Core {
     pub(crate) config: EngineConfig,
@@ -108,7 +118,7 @@ impl Core {
         }
         let access_log = AccessLog::start(
             config.access_log,
-            crate::access_log::DEFAULT_RING_EVENTS,
+            crate::access_log::DEFAULT_RING_SLOTS,
             config.access_log_export.as_deref(),
         )
         .map_err(|e| EngineError::Startup(format!("cannot start the access log: {e}")))?;
@@ -262,11 +272,9 @@ impl Core {
             }
             // No read in flight, or one from before a write: lead a new one (an older
             // leader still answers its own waiters).
-            let (tx, rx) = watch::channel(None);
-            let pending = Arc::new(PendingRead { result: tx, epoch });
-            shard.insert(key.clone(), Arc::clone(&pending));
+            let pending = PendingRead::lead(&mut shard, key, epoch);
+            waits.push((i, pending.result.subscribe()));
             lead.push((key.clone(), epoch, pending));
-            waits.push((i, rx));
         }
         if !lead.is_empty() {
             // A separate task: if this request is cancelled, the read still
@@ -407,9 +415,7 @@ impl Core {
             if shard.contains_key(&key) {
                 continue;
             }
-            let (result, _) = watch::channel(None);
-            let pending = Arc::new(PendingRead { result, epoch });
-            shard.insert(key.clone(), Arc::clone(&pending));
+            let pending = PendingRead::lead(&mut shard, &key, epoch);
             drop(shard);
             lead.push((key, epoch, pending));
         }
@@ -643,11 +649,7 @@ impl Core {
             prefetch_queue_expired: pf.map_or(0, |p| get(&p.counters.queue_expired)),
             prefetch_share_limited: pf.map_or(0, |p| get(&p.counters.share_limited)),
             prefetch_queue_depth: pf.map_or(0, |p| get(&p.counters.queue_depth)),
-            prefetch_accuracy: crate::prefetch::service::accuracy(
-                outcomes.used + outcomes.joined,
-                outcomes.wasted,
-                outcomes.late,
-            ),
+            prefetch_accuracy: outcomes.accuracy(),
             prefetch_coverage: crate::prefetch::service::coverage(outcomes.used, outcomes.misses),
             prefetch_model_version: status.as_ref().map_or(0, |s| u64::from(s.version)),
             prefetch_threshold: status.as_ref().map_or(f64::NAN, |s| f64::from(s.threshold)),

@@ -146,6 +146,13 @@ pub(crate) struct Feedback {
     pub demand_store_reads: u64,
 }
 
+impl Feedback {
+    /// See [`accuracy`].
+    pub fn accuracy(&self) -> f64 {
+        accuracy(self.used + self.joined, self.wasted, self.late)
+    }
+}
+
 /// An operator command with the channel its reply goes back on.
 type AdminRequest = (AdminCommand, tokio::sync::oneshot::Sender<Result<String, String>>);
 
