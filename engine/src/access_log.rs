@@ -23,10 +23,9 @@
 //! - a ring holds 16-byte slots: one per event (key hash, operation, result, value
 //!   size) and one header per pushed batch (time, connection), which its events
 //!   share. Writing the ring is most of what the log costs, because its memory is
-//!   streamed through the core's caches: measured in `augur validate`'s in-process
-//!   check, pushing a batch's events into a cached scratch buffer instead of the
-//!   ring cost about two points less of GET throughput. Half the bytes per event
-//!   halves that traffic;
+//!   streamed through the core's caches (in `augur validate`'s in-process check,
+//!   a scratch build that copied each batch into a small cached buffer instead
+//!   cost clearly less). Half the bytes per event halves that traffic;
 //! - the key hash is the one the engine already computes for its write epochs;
 //! - inside a client connection (the server runs each one in a [`CONNECTION`]
 //!   scope) events are first appended to the connection's own small buffer, and
