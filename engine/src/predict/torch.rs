@@ -1,11 +1,12 @@
 //! The neural models, through libtorch (`tch`): logistic regression, an MLP and a
 //! GRU sequence model. CPU by default, CUDA when libtorch reports it.
 //!
-//! libtorch's intra-op pool is capped at one thread ([`limit_threads`]): on the
-//! small batches scored here a second thread buys nothing, and under load two
-//! threads were measured to collapse tail latency (shared notes), while serving
-//! needs the cores.
+//! libtorch's intra-op pool is capped at one thread ([`limit_threads`]) on every
+//! thread that calls it: on the small batches scored here a second thread buys
+//! nothing, and under load two threads were measured to collapse tail latency
+//! (shared notes), while serving needs the cores.
 
+use std::cell::Cell;
 use std::path::Path;
 use std::sync::Once;
 
@@ -23,13 +24,28 @@ const BUCKETS: i64 = 1 << 14;
 /// sees their elementwise product.
 const WIDTH: i64 = 24;
 
-/// Caps libtorch at one intra-op thread, once per process.
+/// Caps libtorch at one intra-op thread for the calling thread.
+///
+/// Per thread, because libtorch's CPU build parallelises with OpenMP, whose
+/// thread count is a per-thread setting, and libtorch applies its own setting to
+/// a thread only when the thread first enters one of its parallel loops; a
+/// matrix product can come first. Capping it once, on the training thread, left
+/// the predictor thread (which scores batches too large for [`DenseCpu`]) at
+/// OpenMP's default of one thread per core, and the extra thread spun in
+/// libgomp between batches: 27% of a serving process's CPU samples on two cores
+/// (perf, session 7 in docs/RESULTS.md). The inter-op pool is process-wide and
+/// may be sized only once.
 pub fn limit_threads() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        tch::set_num_threads(1);
-        tch::set_num_interop_threads(1);
-    });
+    thread_local! {
+        static LIMITED: Cell<bool> = const { Cell::new(false) };
+    }
+    static INTEROP: Once = Once::new();
+    if LIMITED.get() {
+        return;
+    }
+    LIMITED.set(true);
+    INTEROP.call_once(|| tch::set_num_interop_threads(1));
+    tch::set_num_threads(1);
 }
 
 /// CUDA when libtorch has it, else CPU.
@@ -161,6 +177,7 @@ fn dense_layers(kind: ModelKind) -> Option<&'static [&'static str]> {
 impl TorchModel {
     /// Probabilities of standardized `features` through libtorch.
     fn score_with_libtorch(&self, batch: Batch<'_>, features: &[f32]) -> Vec<f32> {
+        limit_threads();
         let probs = tch::no_grad(|| self.logits(batch, features).sigmoid().view([-1]).to(Device::Cpu));
         Vec::<f32>::try_from(&probs).unwrap_or_else(|_| vec![0.0; batch.len()])
     }
@@ -337,5 +354,37 @@ mod tests {
                 assert!((g - w).abs() < 1e-5, "{kind:?}: native {g} against libtorch {w}");
             }
         }
+    }
+
+    #[test]
+    fn a_thread_that_scores_through_libtorch_runs_one_intra_op_thread() {
+        // Trained (and so capped) on this thread, scored on another, as the
+        // predictor thread scores what the training thread trained. OpenMP's
+        // thread count is per thread, so the scoring thread needs its own cap.
+        let model = train(ModelKind::Mlp, &Dataset::default(), TorchTrainConfig::default()).expect("model");
+        let n = NATIVE_MAX_ROWS * 4;
+        let features = vec![0.5f32; n * N_FEATURES];
+        let context = vec![0u64; n * CONTEXT];
+        let candidates = vec![0u64; n];
+        let (scored, threads) = std::thread::spawn(move || {
+            let batch = Batch { features: &features, context: &context, candidates: &candidates };
+            (model.score(batch).len(), omp_max_threads())
+        })
+        .join()
+        .expect("scoring thread");
+        assert_eq!(scored, n);
+        assert_eq!(threads, 1, "libtorch on the scoring thread would run {threads} OpenMP threads");
+    }
+
+    /// The calling thread's OpenMP thread count, asked of libgomp itself (loaded
+    /// with libtorch): `tch::get_num_threads` would first apply libtorch's own
+    /// setting to the thread, and so hide what its matrix products ran with.
+    fn omp_max_threads() -> i32 {
+        // SAFETY: dlsym with a NUL-terminated name only looks the symbol up.
+        let f = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"omp_get_max_threads".as_ptr()) };
+        assert!(!f.is_null(), "libtorch's CPU build loads libgomp; omp_get_max_threads is missing");
+        // SAFETY: omp_get_max_threads is `int omp_get_max_threads(void)`.
+        let f: extern "C" fn() -> libc::c_int = unsafe { std::mem::transmute(f) };
+        f()
     }
 }
