@@ -402,7 +402,8 @@ impl Core {
         // for the key before it lands waits for this read instead of starting its
         // own: a late prefetch still saves that store read. The predictor skipped
         // keys memory held when it proposed them; one found in memory now, or one a
-        // client is reading already, was asked for meanwhile: too late.
+        // client is reading already, was asked for meanwhile. It is not read, so it
+        // costs no store read and no cache space: redundant, not issued.
         let proposed = keys.len() as u64;
         let mut lead: LeadReads = Vec::with_capacity(keys.len());
         for key in keys {
@@ -419,7 +420,7 @@ impl Core {
             drop(shard);
             lead.push((key, epoch, pending));
         }
-        Counters::add(&self.counters.prefetch_late, proposed - lead.len() as u64);
+        Counters::add(&self.counters.prefetch_redundant, proposed - lead.len() as u64);
         if lead.is_empty() {
             return;
         }
@@ -642,6 +643,7 @@ impl Core {
             prefetch_reads: get(&c.prefetch_reads),
             prefetch_inserted: get(&c.prefetch_inserted),
             prefetch_late: get(&c.prefetch_late),
+            prefetch_redundant: get(&c.prefetch_redundant),
             prefetch_joined: get(&c.prefetch_joined),
             prefetch_evicted_unused: outcomes.wasted,
             prefetch_events_dropped: pf.map_or(0, |p| get(&p.counters.events_dropped)),

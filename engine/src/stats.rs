@@ -42,8 +42,13 @@ pub struct Counters {
     pub prefetch_reads: AtomicU64,
     /// Prefetched keys cached (present in the store, not raced by a write).
     pub prefetch_inserted: AtomicU64,
-    /// Prefetches dropped because a client read or wrote the key first.
+    /// Prefetch reads that landed after a client had read or written the key:
+    /// issued, and wasted.
     pub prefetch_late: AtomicU64,
+    /// Proposals the executor did not read because a client had the key already
+    /// in memory or being read: never issued, so no store read and no accuracy
+    /// charge (a redundant prefetch, in hardware prefetching's terms).
+    pub prefetch_redundant: AtomicU64,
     /// Prefetch reads a client's read joined while in flight (late, but they
     /// saved that client's own store read).
     pub prefetch_joined: AtomicU64,
@@ -94,6 +99,8 @@ pub struct EngineStats {
     pub prefetch_inserted: u64,
     /// See [`Counters`].
     pub prefetch_late: u64,
+    /// See [`Counters`].
+    pub prefetch_redundant: u64,
     /// See [`Counters`].
     pub prefetch_joined: u64,
     /// Prefetched entries evicted before anyone read them.
@@ -224,7 +231,8 @@ impl EngineStats {
             Counter prefetch_hits: "Prefetched entries read before eviction.",
             Counter prefetch_reads: "Keys the prefetcher read from the store.",
             Counter prefetch_inserted: "Prefetched keys cached.",
-            Counter prefetch_late: "Prefetches dropped because a client read or wrote the key first.",
+            Counter prefetch_late: "Prefetch reads that landed after a client read or wrote the key.",
+            Counter prefetch_redundant: "Prefetch proposals not read: a client had the key in memory or in flight.",
             Counter prefetch_joined: "Prefetch reads a client's read joined while in flight (late but useful).",
             Counter prefetch_evicted_unused: "Prefetched entries evicted before anyone read them.",
             Counter prefetch_events_dropped: "Read events the predictor thread could not keep up with.",

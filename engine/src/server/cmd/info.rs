@@ -275,6 +275,7 @@ fn counters(shared: &Shared, s: &EngineStats) -> Fields {
         ("prefetch_reads", s.prefetch_reads.to_string()),
         ("prefetch_inserted", s.prefetch_inserted.to_string()),
         ("prefetch_late", s.prefetch_late.to_string()),
+        ("prefetch_redundant", s.prefetch_redundant.to_string()),
         ("prefetch_joined", s.prefetch_joined.to_string()),
         ("prefetch_evicted_unused", s.prefetch_evicted_unused.to_string()),
         ("prefetch_accuracy", format!("{:.4}", s.prefetch_accuracy)),
