@@ -29,10 +29,6 @@ pub struct Args {
     /// Concurrent clients.
     #[arg(long, default_value_t = 50)]
     clients: u32,
-    /// Let the CPUs go idle during the runs (by default held off through
-    /// /dev/cpu_dma_latency when permitted; see bench/src/idle.rs).
-    #[arg(long)]
-    allow_cpu_idle: bool,
     #[command(flatten)]
     pub(crate) report: ReportArgs,
 }
@@ -75,7 +71,7 @@ fn median(v: &mut [f64]) -> f64 {
 /// Runs the benchmark and prints (and optionally writes) the Markdown section.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let augur = crate::peers::augur_binary(args.report.augur.as_deref())?;
-    let idle = crate::idle::IdleHold::acquire(args.allow_cpu_idle);
+    let idle = crate::idle::IdleHold::acquire(args.report.allow_cpu_idle);
     let dir = tempfile::tempdir()?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let server = Server(

@@ -168,6 +168,10 @@ pub struct Args {
     /// The redis-server binary (the peers part).
     #[arg(long, default_value = "redis-server")]
     redis_server: PathBuf,
+    /// Let the CPUs go idle during every part (by default each part holds idle off
+    /// through /dev/cpu_dma_latency when permitted; see bench/src/idle.rs).
+    #[arg(long)]
+    allow_cpu_idle: bool,
 }
 
 /// Where a part stands.
@@ -277,6 +281,9 @@ pub fn run(args: Args, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> 
             flags.extend(["--redis-server".to_string(), args.redis_server.display().to_string()]);
         }
         flags.extend(["--augur".to_string(), augur.display().to_string()]);
+        if args.allow_cpu_idle {
+            flags.push("--allow-cpu-idle".to_string());
+        }
         let mut argv = vec![program.clone()];
         argv.extend(flags);
         eprintln!("all: [{}] {}: `{}`", part.name(), part.measures(), command_line(&argv));
@@ -566,7 +573,7 @@ mod tests {
     use clap::Parser as _;
 
     /// Every part's flags parse as the subcommand they name, full and quick, with the
-    /// paths `all` appends.
+    /// paths `all` appends (and `--allow-cpu-idle`, which it passes on).
     #[test]
     fn every_part_parses_as_its_subcommand() {
         for part in Part::ALL {
@@ -574,6 +581,9 @@ mod tests {
                 let mut argv: Vec<String> = vec!["augur-bench".into()];
                 argv.extend(part.flags(quick).iter().map(|s| s.to_string()));
                 argv.extend(["--markdown".into(), "/tmp/x.md".into(), "--augur".into(), "/bin/true".into()]);
+                if quick {
+                    argv.push("--allow-cpu-idle".into());
+                }
                 let cli = crate::Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
                 let ok = matches!(
                     (part, &cli.command),

@@ -118,6 +118,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let Some(gpu_info) = probe()? else { return Ok(()) };
     let augur_bin = crate::peers::augur_binary(args.report.augur.as_deref())?;
+    let idle = crate::idle::IdleHold::acquire(args.report.allow_cpu_idle);
     let (gpu_dir, cpu_dir) = (tempfile::tempdir()?, tempfile::tempdir()?);
     let gpu = start(&augur_bin, gpu_dir.path(), "gpu", "augur --tier gpu", &args)?;
     let cpu = start(&augur_bin, cpu_dir.path(), "cpu", "augur --tier cpu", &args)?;
@@ -135,7 +136,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     drop(gpu);
     drop(cpu);
 
-    let text = markdown(&args, &gpu_info, &cells, &results);
+    let text = markdown(&args, &gpu_info, &cells, &results, idle.note());
     println!("{text}");
     if let Some(path) = &args.report.markdown {
         std::fs::write(path, &text).with_context(|| format!("cannot write {}", path.display()))?;
@@ -144,10 +145,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn markdown(args: &Args, gpu_info: &str, cells: &[Cell], results: &HashMap<Cell, Runs>) -> String {
+fn markdown(args: &Args, gpu_info: &str, cells: &[Cell], results: &HashMap<Cell, Runs>, idle: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "### GPU tier against CPU tier, end to end (redis-benchmark, same machine, same run)\n");
     let _ = writeln!(out, "- Machine: {}", machine());
+    let _ = writeln!(out, "- CPU idle during the runs: {idle}");
     let _ = writeln!(out, "- GPU: {gpu_info}");
     let _ = writeln!(out, "- Date: {}", now_utc());
     let _ = writeln!(out, "- Command: `{}`", command_line(&args.report.command));
@@ -214,7 +216,7 @@ mod tests {
         let cell = Cell { size: 64, test: Test::Get, clients: 50, pipeline: 1 };
         let m = |rps, p99| Measurement { rps, p50_ms: 0.5, p99_ms: p99, p999_ms: None };
         let runs = Runs { gpu: vec![m(50.0, 4.0), m(30.0, 2.0), m(40.0, 3.0)], cpu: vec![m(100.0, 1.0); 3] };
-        let text = markdown(&args, "test GPU", &[cell], &HashMap::from([(cell, runs)]));
+        let text = markdown(&args, "test GPU", &[cell], &HashMap::from([(cell, runs)]), "held off");
         assert!(text.contains("| GET | 50 | 1 | 64 B | 100 | 40 | **0.40** |"), "{text}");
         assert!(text.contains("| 3.00 |"), "p99 ratio: {text}");
         assert!(text.contains("- GPU: test GPU"), "{text}");

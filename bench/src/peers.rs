@@ -539,6 +539,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bail!("--rounds and --requests must be at least 1");
     }
     let augur_bin = augur_binary(args.report.augur.as_deref())?;
+    let idle = crate::idle::IdleHold::acquire(args.report.allow_cpu_idle);
     let dir = tempfile::tempdir()?;
     let redis_port = free_port()?;
     let mut redis = Server {
@@ -615,7 +616,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .collect::<anyhow::Result<Vec<_>>>()?,
         None => vec![None; tables.len()],
     };
-    let text = markdown(&args, &redis_version, &tables, &results, memory.as_ref(), &plots);
+    let text = markdown(&args, &redis_version, &tables, &results, memory.as_ref(), &plots, idle.note());
     println!("{text}");
     if let Some(path) = &args.report.markdown {
         std::fs::write(path, &text).with_context(|| format!("cannot write {}", path.display()))?;
@@ -657,6 +658,10 @@ pub(crate) struct ReportArgs {
     /// The augur binary [default: next to this one].
     #[arg(long)]
     pub(crate) augur: Option<PathBuf>,
+    /// Let the CPUs go idle during the runs (by default held off through
+    /// /dev/cpu_dma_latency when permitted; see bench/src/idle.rs).
+    #[arg(long)]
+    pub(crate) allow_cpu_idle: bool,
     /// The command line the Markdown reports; empty: this process's own
     /// (`augur-bench all` sets it to the equivalent subcommand).
     #[arg(skip)]
@@ -691,10 +696,12 @@ fn markdown(
     results: &HashMap<Cell, Runs>,
     memory: Option<&Memory>,
     plots: &[Option<PathBuf>],
+    idle: &str,
 ) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "### Augur against Redis (redis-benchmark, same machine, same run)\n");
     let _ = writeln!(out, "- Machine: {}", machine());
+    let _ = writeln!(out, "- CPU idle during the runs: {idle}");
     let _ = writeln!(out, "- Date: {}", now_utc());
     let _ = writeln!(out, "- Command: `{}`", command_line(&args.report.command));
     let _ = writeln!(

@@ -96,10 +96,6 @@ pub struct Args {
     /// --augur-arg=--prefetch-budget=50000.
     #[arg(long = "augur-arg", allow_hyphen_values = true)]
     augur_args: Vec<String>,
-    /// Let the CPUs go idle between requests (by default the run holds idle off
-    /// through /dev/cpu_dma_latency when it may; see bench/src/idle.rs).
-    #[arg(long)]
-    allow_cpu_idle: bool,
     #[command(flatten)]
     pub(crate) report: ReportArgs,
 }
@@ -114,7 +110,8 @@ struct Outcome {
     fills: u64,
     prefetch_accuracy: Option<f64>,
     prefetch_coverage: Option<f64>,
-    /// Late prefetches (a client got to the key first) / (late + cached).
+    /// Proposals a client got to first (read late, or not read at all because
+    /// the client's own read was in flight or done) / (those + cached).
     prefetch_late_share: Option<f64>,
     /// Median `prefetch_lead` (µs): from the predictor taking a read to the
     /// prefetches it released being in memory.
@@ -217,7 +214,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     variants.extend(args.variants.iter().copied().filter(|&v| v != Variant::None));
     variants.dedup();
     let augur = crate::peers::augur_binary(args.report.augur.as_deref())?;
-    let idle = crate::idle::IdleHold::acquire(args.allow_cpu_idle);
+    let idle = crate::idle::IdleHold::acquire(args.report.allow_cpu_idle);
     let dir = tempfile::tempdir()?;
     let trace = dir.path().join("sessions.oracleGeneral.bin");
     let store = dir.path().join("rocksdb");
@@ -255,6 +252,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let i = (round + offset) % variants.len();
             let v = variants[i];
             let wal = dir.path().join(format!("wal-{round}-{i}"));
+            // Its own model directory too: `augur serve` reloads the checkpoints it
+            // finds there, and a round that started from the last round's model
+            // would not be a fresh server.
+            let models = dir.path().join(format!("models-{round}-{i}"));
             // One eviction policy for every variant, so only prefetching (or the log)
             // differs: LRU, the tier `--prefetch` picks by default, unless asked otherwise.
             let mut flags = v.flags();
@@ -262,6 +263,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 flags.extend(["--eviction", "lru"]);
             }
             flags.extend(args.augur_args.iter().map(String::as_str));
+            let models = models.to_string_lossy();
+            if !args.augur_args.iter().any(|a| a.starts_with("--model-dir")) {
+                flags.extend(["--model-dir", &models]);
+            }
             let server = start(&augur, &store, &wal, &args.cache_size, &flags)?;
             let mut out = parse_replay(&replay(&augur, &trace, server.port, args.concurrency, args.rate)?)
                 .with_context(|| format!("replay against {}", v.flags().join(" ")))?;
@@ -272,7 +277,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             if v.is_prefetch() {
                 out.prefetch_accuracy = field("prefetch_accuracy");
                 out.prefetch_coverage = field("prefetch_coverage");
-                out.prefetch_late_share = match (field("prefetch_late"), field("prefetch_inserted")) {
+                let late = field("prefetch_late").zip(field("prefetch_redundant")).map(|(l, r)| l + r);
+                out.prefetch_late_share = match (late, field("prefetch_inserted")) {
                     (Some(late), Some(cached)) if late + cached > 0.0 => Some(late / (late + cached)),
                     _ => None,
                 };
@@ -280,6 +286,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
             drop(server);
             let _ = std::fs::remove_dir_all(&wal);
+            let _ = std::fs::remove_dir_all(models.as_ref());
             eprintln!(
                 "replay: round {}/{} {}: {:.0} req/s, hit ratio {:.4}, p99 {} us",
                 round + 1,
@@ -317,7 +324,7 @@ fn markdown(args: &Args, variants: &[Variant], results: &[Vec<Outcome>], objects
     let _ = writeln!(
         out,
         "- Each run: a fresh `augur serve --store rocksdb:… --cache-size {} --eviction lru FLAGS` (durability everysec; \
-         nothing is written) and `augur replay --concurrency {}{}` of the whole trace (one request at a \
+         nothing is written; its own WAL and model directory, so no model carries over) and `augur replay --concurrency {}{}` of the whole trace (one request at a \
          time per connection); a miss is a read-through from RocksDB. Medians of {} rounds, variants \
          alternating, the first rotating each round. Hit ratio from the server's INFO; prefetch lead \
          is the median of INFO's `prefetch_lead` (from the predictor taking a read to the prefetches \
@@ -334,7 +341,7 @@ fn markdown(args: &Args, variants: &[Variant], results: &[Vec<Outcome>], objects
     );
     let _ = writeln!(
         out,
-        "\n| flags | median req/s | vs baseline | per-round ratio | hit ratio | hit ratio − baseline | p50 us | p99 us | prefetch accuracy / coverage / late | prefetch lead p50 us |"
+        "\n| flags | median req/s | vs baseline | per-round ratio | hit ratio (per round) | hit ratio − baseline | p50 us | p99 us | prefetch accuracy / coverage / late | prefetch lead p50 us |"
     );
     let _ = writeln!(out, "|---|---:|---:|---|---:|---:|---:|---:|---|---:|");
     let med = |i: usize, f: &dyn Fn(&Outcome) -> f64| median(results[i].iter().map(f).collect());
@@ -359,9 +366,18 @@ fn markdown(args: &Args, variants: &[Variant], results: &[Vec<Outcome>], objects
         };
         let rps = med(i, &|o| o.rps);
         let hit = med(i, &|o| o.hit_ratio);
+        // Per round too: a learned prefetcher's rounds differ (training finishes at
+        // different points of the replay), and a median alone would hide how much.
+        let hit_cell = match results[i].as_slice() {
+            [_] => format!("{hit:.4}"),
+            rounds => {
+                let each: Vec<String> = rounds.iter().map(|o| format!("{:.4}", o.hit_ratio)).collect();
+                format!("{hit:.4} ({})", each.join(", "))
+            }
+        };
         let _ = writeln!(
             out,
-            "| `{}` | {rps:.0} | **{:.3}** | {} | {hit:.4} | {:+.4} | {:.0} | {:.0} | {prefetch} | {lead} |",
+            "| `{}` | {rps:.0} | **{:.3}** | {} | {hit_cell} | {:+.4} | {:.0} | {:.0} | {prefetch} | {lead} |",
             v.flags().join(" "),
             rps / base_rps,
             per_round.join(", "),

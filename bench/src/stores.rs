@@ -625,6 +625,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if args.rounds == 0 || args.clients == 0 || args.keyspace == 0 || args.seconds <= 0.0 {
         bail!("--rounds, --clients, --keyspace and --seconds must be positive");
     }
+    let idle = crate::idle::IdleHold::acquire(args.report.allow_cpu_idle);
     let setup = setup(&args).await?;
     let plans = plans(&args);
     let mut results: Vec<Vec<Vec<Sample>>> = Vec::new();
@@ -650,7 +651,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         results.push(samples);
     }
-    let text = markdown(&args, &setup, &plans, &results);
+    let text = markdown(&args, &setup, &plans, &results, idle.note());
     // Tear down before printing: servers stopped, tables dropped.
     let Setup { dir, table, augur_tables, augur, url, db, .. } = setup;
     drop(augur);
@@ -668,10 +669,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn markdown(args: &Args, setup: &Setup, plans: &[Plan], results: &[Vec<Vec<Sample>>]) -> String {
+fn markdown(args: &Args, setup: &Setup, plans: &[Plan], results: &[Vec<Vec<Sample>>], idle: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "### Augur against its stores used directly (same machine, same run)\n");
     let _ = writeln!(out, "- Machine: {}", machine());
+    let _ = writeln!(out, "- CPU idle during the runs: {idle}");
     let _ = writeln!(out, "- Date: {}", now_utc());
     let _ = writeln!(out, "- Command: `{}`", command_line(&args.report.command));
     let _ = writeln!(
