@@ -5,7 +5,8 @@
 //! loads every key it touches into a RocksDB store (an `augur serve` with a large
 //! cache, `augur replay` with cache-aside fills, then SHUTDOWN, which flushes), and
 //! then, for every round and variant, starts a fresh `augur serve` on that store with
-//! a small `--cache-size` and a fresh WAL, and replays the whole trace with
+//! a small `--cache-size` and a fresh WAL directory (and so a fresh `models/` beside
+//! it: no learned model carries over from an earlier run), and replays the whole trace with
 //! `augur replay`. Every key is in the store, so every GET is either a cache hit or a
 //! read-through from RocksDB (the trace has no writes): the hit ratio is the cache's,
 //! and throughput includes what the misses cost. Variants alternate within a round,
@@ -251,11 +252,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         for offset in 0..variants.len() {
             let i = (round + offset) % variants.len();
             let v = variants[i];
-            let wal = dir.path().join(format!("wal-{round}-{i}"));
-            // Its own model directory too: `augur serve` reloads the checkpoints it
-            // finds there, and a round that started from the last round's model
-            // would not be a fresh server.
-            let models = dir.path().join(format!("models-{round}-{i}"));
+            // Each run in a directory of its own: `augur serve` keeps model
+            // checkpoints in `models/` beside its WAL directory and reloads them, and
+            // a round that started from the last round's model would not be a fresh
+            // server.
+            let run_dir = dir.path().join(format!("run-{round}-{i}"));
+            std::fs::create_dir_all(&run_dir)?;
+            let wal = run_dir.join("wal");
             // One eviction policy for every variant, so only prefetching (or the log)
             // differs: LRU, the tier `--prefetch` picks by default, unless asked otherwise.
             let mut flags = v.flags();
@@ -263,10 +266,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 flags.extend(["--eviction", "lru"]);
             }
             flags.extend(args.augur_args.iter().map(String::as_str));
-            let models = models.to_string_lossy();
-            if !args.augur_args.iter().any(|a| a.starts_with("--model-dir")) {
-                flags.extend(["--model-dir", &models]);
-            }
             let server = start(&augur, &store, &wal, &args.cache_size, &flags)?;
             let mut out = parse_replay(&replay(&augur, &trace, server.port, args.concurrency, args.rate)?)
                 .with_context(|| format!("replay against {}", v.flags().join(" ")))?;
@@ -285,8 +284,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 out.prefetch_lead_p50_us = latency_p50(&server, "prefetch_lead");
             }
             drop(server);
-            let _ = std::fs::remove_dir_all(&wal);
-            let _ = std::fs::remove_dir_all(models.as_ref());
+            let _ = std::fs::remove_dir_all(&run_dir);
             eprintln!(
                 "replay: round {}/{} {}: {:.0} req/s, hit ratio {:.4}, p99 {} us",
                 round + 1,
@@ -324,11 +322,14 @@ fn markdown(args: &Args, variants: &[Variant], results: &[Vec<Outcome>], objects
     let _ = writeln!(
         out,
         "- Each run: a fresh `augur serve --store rocksdb:… --cache-size {} --eviction lru FLAGS` (durability everysec; \
-         nothing is written; its own WAL and model directory, so no model carries over) and `augur replay --concurrency {}{}` of the whole trace (one request at a \
+         nothing is written; its own WAL directory and so its own `models/`: no model carries over) and `augur replay --concurrency {}{}` of the whole trace (one request at a \
          time per connection); a miss is a read-through from RocksDB. Medians of {} rounds, variants \
          alternating, the first rotating each round. Hit ratio from the server's INFO; prefetch lead \
          is the median of INFO's `prefetch_lead` (from the predictor taking a read to the prefetches \
-         it released being in memory).{}",
+         it released being in memory). Prefetch accuracy is INFO's (used + joined) / (used + joined + \
+         evicted unread + late), over the keys read for prefetching; late is the share of the proposals \
+         the executor took that a client's own read beat, (late + redundant) / (late + redundant + \
+         cached).{}",
         args.cache_size,
         args.concurrency,
         args.rate.map(|r| format!(" --rate {r}")).unwrap_or_default(),

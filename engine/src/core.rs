@@ -388,15 +388,16 @@ impl Core {
     /// read without awaiting, since every hand-off between threads delays the
     /// prefetch against the client's own read; otherwise on `runtime`.
     /// `released` is when the predictor took the reads that released this batch
-    /// (the start of the `prefetch_lead` histogram).
+    /// (the start of the `prefetch_lead` histogram). Returns how many keys it
+    /// issued: read from the store, the rest being redundant.
     pub(crate) fn prefetch(
         self: &Arc<Self>,
         keys: Vec<Bytes>,
         released: std::time::Instant,
         runtime: &tokio::runtime::Handle,
-    ) {
+    ) -> u64 {
         if self.shutting_down.load(Ordering::SeqCst) {
-            return;
+            return 0;
         }
         // Each read is registered in flight like a client's, so a client that asks
         // for the key before it lands waits for this read instead of starting its
@@ -420,11 +421,12 @@ impl Core {
             drop(shard);
             lead.push((key, epoch, pending));
         }
-        Counters::add(&self.counters.prefetch_redundant, proposed - lead.len() as u64);
+        let issued = lead.len() as u64;
+        Counters::add(&self.counters.prefetch_redundant, proposed - issued);
         if lead.is_empty() {
-            return;
+            return 0;
         }
-        Counters::add(&self.counters.prefetch_reads, lead.len() as u64);
+        Counters::add(&self.counters.prefetch_reads, issued);
         let keys: Vec<Bytes> = lead.iter().map(|(k, _, _)| k.clone()).collect();
         let inline = self.config.prefetch_read_inline.then(|| self.store.get_many_blocking(&keys)).flatten();
         match inline {
@@ -437,6 +439,7 @@ impl Core {
                 });
             }
         }
+        issued
     }
 
     /// Caches what a prefetch read returned (see [`Core::prefetch`]) and answers

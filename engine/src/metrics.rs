@@ -375,11 +375,12 @@ fn route(head: &[u8]) -> Route {
 
 /// Per-model-version prefetch counters, labelled `version` (accuracy and
 /// coverage are ratios of these, left to the query).
-const VERSION_FIGURES: [(&str, &str); 4] = [
-    ("issued", "Keys prefetched while this model version was active."),
+const VERSION_FIGURES: [(&str, &str); 5] = [
+    ("issued", "Keys read from the store for prefetching while this model version was active."),
     ("used", "Prefetched entries read while this model version was active."),
+    ("joined", "Prefetch reads a client's read joined in flight while this model version was active."),
     ("evicted_unused", "Prefetched entries evicted unread while this model version was active."),
-    ("late", "Prefetches a client's own read beat while this model version was active."),
+    ("late", "Prefetch reads that landed after a client had the key while this model version was active."),
 ];
 
 /// Publishes one [`EngineStats`] snapshot through the facade (see the module docs
@@ -418,9 +419,13 @@ pub fn publish_engine(stats: &EngineStats) {
     }
     for v in &stats.prefetch_versions {
         let version = v.version.to_string();
-        for (name, value) in
-            [("issued", v.issued), ("used", v.used), ("evicted_unused", v.evicted_unused), ("late", v.late)]
-        {
+        for (name, value) in [
+            ("issued", v.issued),
+            ("used", v.used),
+            ("joined", v.joined),
+            ("evicted_unused", v.evicted_unused),
+            ("late", v.late),
+        ] {
             metrics::counter!(format!("augur_prefetch_model_{name}_total"), "version" => version.clone())
                 .absolute(value);
         }

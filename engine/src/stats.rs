@@ -42,12 +42,14 @@ pub struct Counters {
     pub prefetch_reads: AtomicU64,
     /// Prefetched keys cached (present in the store, not raced by a write).
     pub prefetch_inserted: AtomicU64,
-    /// Prefetch reads that landed after a client had read or written the key:
-    /// issued, and wasted.
+    /// Prefetch reads that were not cached because a client read the key first
+    /// or a write raced them (a write to any key of the shard, by the epoch
+    /// check): issued, and wasted.
     pub prefetch_late: AtomicU64,
-    /// Proposals the executor did not read because a client had the key already
-    /// in memory or being read: never issued, so no store read and no accuracy
-    /// charge (a redundant prefetch, in hardware prefetching's terms).
+    /// Proposals the executor did not read because memory held the key or a read
+    /// of it (a client's, or an earlier prefetch's) was in flight: never issued,
+    /// so no store read and no accuracy charge (a redundant prefetch, in hardware
+    /// prefetching's terms).
     pub prefetch_redundant: AtomicU64,
     /// Prefetch reads a client's read joined while in flight (late, but they
     /// saved that client's own store read).
@@ -231,8 +233,8 @@ impl EngineStats {
             Counter prefetch_hits: "Prefetched entries read before eviction.",
             Counter prefetch_reads: "Keys the prefetcher read from the store.",
             Counter prefetch_inserted: "Prefetched keys cached.",
-            Counter prefetch_late: "Prefetch reads that landed after a client read or wrote the key.",
-            Counter prefetch_redundant: "Prefetch proposals not read: a client had the key in memory or in flight.",
+            Counter prefetch_late: "Prefetch reads not cached: a client read the key first, or a write raced them.",
+            Counter prefetch_redundant: "Prefetch proposals not read: the key was in memory or a read of it in flight.",
             Counter prefetch_joined: "Prefetch reads a client's read joined while in flight (late but useful).",
             Counter prefetch_evicted_unused: "Prefetched entries evicted before anyone read them.",
             Counter prefetch_events_dropped: "Read events the predictor thread could not keep up with.",

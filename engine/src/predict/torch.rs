@@ -30,8 +30,8 @@ const WIDTH: i64 = 24;
 /// thread count is a per-thread setting, and libtorch applies its own setting to
 /// a thread only when the thread first enters one of its parallel loops; a
 /// matrix product can come first. Capping it once, on the training thread, left
-/// the predictor thread (which scores batches too large for [`DenseCpu`]) at
-/// OpenMP's default of one thread per core, and the extra thread spun in
+/// the predictor thread (which scores through libtorch the GRU's batches and the
+/// dense nets' batches of over 64 rows) at OpenMP's default of one thread per core, and the extra thread spun in
 /// libgomp between batches: 27% of a serving process's CPU samples on two cores
 /// (perf, session 7 in docs/RESULTS.md). The inter-op pool is process-wide and
 /// may be sized only once.
@@ -43,9 +43,9 @@ pub fn limit_threads() {
     if LIMITED.get() {
         return;
     }
-    LIMITED.set(true);
     INTEROP.call_once(|| tch::set_num_interop_threads(1));
     tch::set_num_threads(1);
+    LIMITED.set(true);
 }
 
 /// CUDA when libtorch has it, else CPU.

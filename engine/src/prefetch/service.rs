@@ -88,7 +88,8 @@ const VERSIONS_KEPT: usize = 16;
 pub struct VersionOutcomes {
     /// The model version.
     pub version: u32,
-    /// Keys handed to the store for prefetching.
+    /// Keys read from the store for prefetching (not the redundant proposals:
+    /// see `Core::prefetch`).
     pub issued: u64,
     /// Prefetched entries read by a client.
     pub used: u64,
@@ -96,7 +97,7 @@ pub struct VersionOutcomes {
     pub joined: u64,
     /// Prefetched entries evicted unread.
     pub evicted_unused: u64,
-    /// Prefetches a client's own read beat.
+    /// Prefetch reads that landed after a client had read or written the key.
     pub late: u64,
     /// Demand misses meanwhile (for coverage).
     pub misses: u64,
@@ -138,7 +139,7 @@ pub(crate) struct Feedback {
     pub joined: u64,
     /// Prefetched entries evicted unread.
     pub wasted: u64,
-    /// Prefetches a client's own read beat.
+    /// Prefetch reads that landed after a client had read or written the key.
     pub late: u64,
     /// Demand reads that missed memory.
     pub misses: u64,
@@ -326,7 +327,7 @@ struct Service {
     last_status: Instant,
     /// The cache's totals at the last report.
     reported: Feedback,
-    /// Keys handed to the executor so far, and at the last report.
+    /// Keys the executor read from the store so far, and at the last report.
     issued: u64,
     issued_reported: u64,
     /// Prefetch reads the share limit allows per second, from the last window.
@@ -404,10 +405,9 @@ impl Service {
                 }
             }
             let batch = self.take_batch();
-            self.issued += batch.len() as u64;
             self.remember_dispatched(&batch);
             if !batch.is_empty() {
-                core.prefetch(batch, released, &runtime);
+                self.issued += core.prefetch(batch, released, &runtime);
             }
             self.report(&core);
         }
