@@ -156,6 +156,8 @@ pub struct AbReport {
     pub prefetches_issued: u64,
     /// Prefetched objects hit before eviction.
     pub prefetches_used: u64,
+    /// Prefetches a read joined in flight (with a prefetch delay).
+    pub prefetches_joined: u64,
     /// Prefetched objects dropped without a hit.
     pub prefetches_evicted_unused: u64,
     /// Candidates the prefetcher named in the control group, dropped unfetched.
@@ -172,6 +174,19 @@ pub struct AbReport {
     /// How the gain fared across a change in the workload (`augur ab --change-at`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovery: Option<Recovery>,
+}
+
+impl AbReport {
+    /// The treatment's prefetches that served a read: hit before eviction, or
+    /// joined in flight.
+    pub fn prefetches_useful(&self) -> u64 {
+        self.prefetches_used + self.prefetches_joined
+    }
+
+    /// Useful prefetches / prefetches issued (`None` when none was issued).
+    pub fn accuracy(&self) -> Option<f64> {
+        (self.prefetches_issued > 0).then(|| self.prefetches_useful() as f64 / self.prefetches_issued as f64)
+    }
 }
 
 /// The prefetcher's gain (treatment minus control hit ratio, per window) before a
@@ -344,6 +359,10 @@ impl<C: SimCache> SimCache for SplitCache<C> {
         self.treatment.prefetch_late(key);
     }
 
+    fn prefetch_joined(&mut self, key: u64) {
+        self.treatment.prefetch_joined(key);
+    }
+
     fn evicted_unused(&self) -> u64 {
         self.control.evicted_unused() + self.treatment.evicted_unused()
     }
@@ -393,6 +412,7 @@ impl ArmsRun {
         let (c, o) = (&mut self.counters, &other.counters);
         c.prefetches_issued += o.prefetches_issued;
         c.prefetches_used += o.prefetches_used;
+        c.prefetches_joined += o.prefetches_joined;
         c.prefetches_evicted_unused += o.prefetches_evicted_unused;
         c.skipped = o.skipped;
         if self.tallies.len() < other.tallies.len() {
@@ -612,6 +632,7 @@ fn report(
         treatment_hits: treatment_total.hits,
         prefetches_issued: c.prefetches_issued,
         prefetches_used: c.prefetches_used,
+        prefetches_joined: c.prefetches_joined,
         prefetches_evicted_unused: c.prefetches_evicted_unused,
         candidates_dropped,
         control_windows: control,
@@ -654,6 +675,7 @@ mod tests {
             treatment_hits: 300,
             prefetches_issued: 0,
             prefetches_used: 0,
+            prefetches_joined: 0,
             prefetches_evicted_unused: 0,
             candidates_dropped: 0,
             control_windows: control,

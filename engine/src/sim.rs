@@ -157,6 +157,10 @@ impl<P: SimPolicy> SimCache for PolicyCache<P> {
         self.prefetch.outcomes.late += 1;
     }
 
+    fn prefetch_joined(&mut self, _key: u64) {
+        self.prefetch.outcomes.used += 1;
+    }
+
     fn insert_prefetched(&mut self, key: u64, size: u32, _now: u64) {
         self.prefetch.issued(key);
         // The simulator does not look up a prefetched key's future: Belady sees
@@ -317,6 +321,10 @@ impl SimCache for QuickCache {
         self.prefetch.outcomes.late += 1;
     }
 
+    fn prefetch_joined(&mut self, _key: u64) {
+        self.prefetch.outcomes.used += 1;
+    }
+
     fn insert_prefetched(&mut self, key: u64, size: u32, _now: u64) {
         self.prefetch.issued(key);
         if u64::from(size) <= self.capacity {
@@ -333,6 +341,8 @@ impl SimCache for QuickCache {
 /// prefetcher has been told about.
 #[derive(Debug, Default, Clone, Copy)]
 struct Outcomes {
+    /// Prefetched entries hit, and prefetches a read joined in flight: the
+    /// prefetcher is told of both as used, as the server tells it.
     used: u64,
     late: u64,
     reported_used: u64,
@@ -415,6 +425,10 @@ impl SimCache for MokaCache {
 
     fn prefetch_late(&mut self, _key: u64) {
         self.prefetch.outcomes.late += 1;
+    }
+
+    fn prefetch_joined(&mut self, _key: u64) {
+        self.prefetch.outcomes.used += 1;
     }
 
     fn insert_prefetched(&mut self, key: u64, size: u32, _now: u64) {

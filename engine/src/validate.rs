@@ -701,13 +701,12 @@ fn hit_ratio_check(workload: Workload, r: &AbReport, on: &str, targets: &Targets
 fn accuracy_check(r: &AbReport, on: &str, targets: &Targets) -> Check {
     let name = format!("prefetch accuracy {on}");
     let target = format!(">= {:.1}%", targets.min_accuracy * 100.0);
-    if r.prefetches_issued == 0 {
+    let Some(accuracy) = r.accuracy() else {
         return Check { name, measured: "no prefetches issued".into(), target, verdict: Verdict::NotApplicable };
-    }
-    let accuracy = r.prefetches_used as f64 / r.prefetches_issued as f64;
+    };
     Check {
         name,
-        measured: format!("{:.1}% ({} of {})", accuracy * 100.0, r.prefetches_used, r.prefetches_issued),
+        measured: format!("{:.1}% ({} of {})", accuracy * 100.0, r.prefetches_useful(), r.prefetches_issued),
         target,
         verdict: Verdict::of(accuracy >= targets.min_accuracy),
     }
@@ -848,14 +847,10 @@ fn markdown(v: &Validation, context: &ReportContext, plots: &[Vec<String>]) -> S
         let _ = writeln!(
             s,
             "| policy | prefetch | size | control | treatment | improvement | ci95 | Welch p | paired p | \
-             effect (d) | windows | issued | used | accuracy |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+             effect (d) | windows | issued | useful (hit or joined) | accuracy |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
         );
         for r in &o.reports {
-            let accuracy = if r.prefetches_issued == 0 {
-                "-".to_string()
-            } else {
-                format!("{:.1}%", r.prefetches_used as f64 / r.prefetches_issued as f64 * 100.0)
-            };
+            let accuracy = r.accuracy().map_or_else(|| "-".to_string(), |a| format!("{:.1}%", a * 100.0));
             let _ = writeln!(
                 s,
                 "| {} | {} | {} | {:.4} | {:.4} | {} | {} | {} | {} | {} | {} x {} | {} | {} | {accuracy} |",
@@ -872,7 +867,7 @@ fn markdown(v: &Validation, context: &ReportContext, plots: &[Vec<String>]) -> S
                 r.windows,
                 r.window,
                 r.prefetches_issued,
-                r.prefetches_used,
+                r.prefetches_useful(),
             );
         }
         let _ = writeln!(s);

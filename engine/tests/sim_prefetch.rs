@@ -9,6 +9,17 @@ use augur_simulators::trace::ReadOptions;
 use augur_simulators::Report;
 
 fn run(kind: GenKind, policies: &[PolicyKind], prefetchers: &[PrefetchKind], sizes: &str) -> Vec<Report> {
+    run_delayed(kind, policies, prefetchers, sizes, 0)
+}
+
+/// `run` with prefetches landing `prefetch_delay` requests after they are issued.
+fn run_delayed(
+    kind: GenKind,
+    policies: &[PolicyKind],
+    prefetchers: &[PrefetchKind],
+    sizes: &str,
+    prefetch_delay: u64,
+) -> Vec<Report> {
     let dir = tempfile::tempdir().expect("tempdir");
     let trace = dir.path().join(format!("{kind}.oracleGeneral.bin"));
     let cfg = GenConfig { kind, requests: 60_000, keys: 4_000, alpha: 0.9, seed: 9, ..GenConfig::default() };
@@ -22,7 +33,7 @@ fn run(kind: GenKind, policies: &[PolicyKind], prefetchers: &[PrefetchKind], siz
         sizes: parse_sizes(sizes).expect("sizes"),
         ignore_obj_size: true,
         progress: false,
-        prefetch_delay: 0,
+        prefetch_delay,
     };
     run_plan(&plan, |_| {}).expect("sim").reports
 }
@@ -52,6 +63,7 @@ fn each_prefetcher_covers_misses_where_its_signal_is() {
     for r in &rs {
         // Accounting: every prefetch is used, evicted unused, or still cached.
         assert!(r.prefetches_used + r.prefetches_evicted_unused <= r.prefetches_issued, "{r:?}");
+        assert_eq!(r.prefetches_joined, 0, "no prefetch is in flight without a delay");
         assert_eq!(r.store_reads, r.misses + r.prefetches_issued, "store reads = misses + prefetches");
         if r.prefetch != "none" && r.prefetches_issued > 0 {
             let acc = r.accuracy.expect("accuracy");
@@ -60,6 +72,25 @@ fn each_prefetcher_covers_misses_where_its_signal_is() {
     }
     assert_eq!(base.accuracy, None);
     assert_eq!(base.coverage, None);
+}
+
+#[test]
+fn with_a_prefetch_delay_a_read_joins_the_prefetch_in_flight_as_on_the_server() {
+    // Sessions: a session's next key is the very next request, so Markov's
+    // prefetch of it, landing two requests after it is issued, is still in flight
+    // when the client asks. The read joins it: a miss, but no store read of its own.
+    let rs = run_delayed(GenKind::Sessions, &[PolicyKind::Lru], &[PrefetchKind::Markov], "10%", 2);
+    let r = find(&rs, "lru", "markov");
+    assert!(r.prefetches_joined > 1_000, "{r:?}");
+    assert_eq!(
+        r.store_reads,
+        r.misses - r.prefetches_joined + r.prefetches_issued,
+        "a joined read costs no store read: {r:?}"
+    );
+    let useful = r.prefetches_used + r.prefetches_joined;
+    assert!(useful + r.prefetches_evicted_unused + r.prefetches_late <= r.prefetches_issued, "{r:?}");
+    let acc = r.accuracy.expect("accuracy");
+    assert!((acc - useful as f64 / r.prefetches_issued as f64).abs() < 1e-12, "joined prefetches count as useful");
 }
 
 #[test]

@@ -12,6 +12,10 @@
 //! - After each request the prefetcher may name keys; those not cached are read
 //!   from the store and inserted as prefetched. A prefetched entry's first demand
 //!   hit counts as "used"; evicted before that, it counts as "evicted unused".
+//! - With a prefetch delay, a read of a key whose prefetch is still in flight
+//!   joins that read, as the server's does: a miss for the client, which waited,
+//!   but no store read of its own, and the prefetch counts as "joined" (useful,
+//!   late); the key is cached as an ordinary entry and the prefetch lands no more.
 //! - The clock is virtual: request `n` (1-based) happens at time `n`, the unit
 //!   Belady's next-access positions are in.
 //!
@@ -63,6 +67,9 @@ pub trait SimCache {
     /// A prefetch of `key` landed after a demand read had already cached it
     /// (only with a prefetch delay); it is not inserted.
     fn prefetch_late(&mut self, _key: u64) {}
+    /// A demand read of `key` joined its prefetch in flight (only with a prefetch
+    /// delay): the read was a miss and the cache has inserted the key as usual.
+    fn prefetch_joined(&mut self, _key: u64) {}
     /// Prefetched entries evicted before any demand hit, so far.
     fn evicted_unused(&self) -> u64 {
         0
@@ -111,6 +118,9 @@ pub struct Counters {
     /// Prefetches that landed after a demand read had cached the key (only with
     /// a `prefetch_delay`).
     pub prefetches_late: u64,
+    /// Prefetches a demand read joined in flight (only with a `prefetch_delay`):
+    /// that read was a miss but cost no store read.
+    pub prefetches_joined: u64,
     /// Malformed records skipped.
     pub skipped: u64,
     /// Wall time of the replay loop.
@@ -143,8 +153,10 @@ struct Replay {
     delay: u64,
     /// Prefetches in flight: (lands at, key, size), oldest first.
     in_flight: std::collections::VecDeque<(u64, u64, u32)>,
-    /// Their keys: a key already on its way is not fetched twice.
-    in_flight_keys: rustc_hash::FxHashSet<u64>,
+    /// Their keys and when each lands: a key already on its way is not fetched
+    /// twice, and a read that joins one takes its key out (its entry in
+    /// `in_flight` then lands to nothing).
+    in_flight_keys: FxHashMap<u64, u64>,
 }
 
 impl Replay {
@@ -158,7 +170,11 @@ impl Replay {
         }
         c.bytes += real_size;
         while self.in_flight.front().is_some_and(|&(due, _, _)| due <= now) {
-            let Some((_, key, size)) = self.in_flight.pop_front() else { break };
+            let Some((due, key, size)) = self.in_flight.pop_front() else { break };
+            if self.in_flight_keys.get(&key) != Some(&due) {
+                // A read joined it.
+                continue;
+            }
             self.in_flight_keys.remove(&key);
             if cache.contains(key) {
                 c.prefetches_late += 1;
@@ -178,7 +194,12 @@ impl Replay {
                 true
             }
             Access::Miss => {
-                if !writes {
+                if writes {
+                    // A write brings its own value; a prefetch in flight lands late.
+                } else if self.in_flight_keys.remove(&req.key).is_some() {
+                    c.prefetches_joined += 1;
+                    cache.prefetch_joined(req.key);
+                } else {
                     c.store_reads += 1;
                 }
                 cache.insert(&req, now);
@@ -200,7 +221,7 @@ impl Replay {
         }
         cache.prefetch_candidates(req, hit, now, &mut self.candidates);
         for key in self.candidates.drain(..) {
-            if cache.contains(key) || self.in_flight_keys.contains(&key) {
+            if cache.contains(key) || self.in_flight_keys.contains_key(&key) {
                 continue;
             }
             // An object the trace has not shown yet is assumed to be the size of
@@ -213,7 +234,7 @@ impl Replay {
                 cache.insert_prefetched(key, size, now);
             } else {
                 self.in_flight.push_back((now + self.delay, key, size));
-                self.in_flight_keys.insert(key);
+                self.in_flight_keys.insert(key, now + self.delay);
             }
         }
     }

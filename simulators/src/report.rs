@@ -3,7 +3,8 @@
 //! The JSON keys are a contract (CI and docs scripts read them): `policy`,
 //! `prefetch`, `cache_size`, `requests`, `hit_ratio`, `miss_ratio`,
 //! `byte_hit_ratio`, `store_reads`, `prefetches_issued`, `prefetches_used`,
-//! `prefetches_evicted_unused`, `accuracy`, `coverage`, `requests_per_sec`.
+//! `prefetches_evicted_unused`, `prefetches_late`, `prefetches_joined`, `accuracy`,
+//! `coverage`, `requests_per_sec`.
 //! `accuracy` and `coverage` are `null` where undefined (no prefetcher, nothing
 //! issued, or a baseline without misses).
 
@@ -41,7 +42,10 @@ pub struct Report {
     /// Prefetches that landed after a demand read had cached the key (with a
     /// simulated prefetch delay).
     pub prefetches_late: u64,
-    /// used ÷ issued.
+    /// Prefetches a demand read joined while in flight (with a simulated prefetch
+    /// delay): late, but they saved that read's store read.
+    pub prefetches_joined: u64,
+    /// (used + joined) ÷ issued.
     pub accuracy: Option<f64>,
     /// (baseline misses − misses) ÷ baseline misses, where the baseline is the same
     /// policy and size without prefetching.
@@ -69,7 +73,8 @@ impl Report {
     /// for coverage when a prefetcher ran.
     pub fn new(policy: &str, prefetch: &str, cache_size: u64, c: &Counters, baseline_misses: Option<u64>) -> Self {
         let prefetching = prefetch != "none";
-        let accuracy = (prefetching && c.prefetches_issued > 0).then(|| ratio(c.prefetches_used, c.prefetches_issued));
+        let useful = c.prefetches_used + c.prefetches_joined;
+        let accuracy = (prefetching && c.prefetches_issued > 0).then(|| ratio(useful, c.prefetches_issued));
         let coverage = match baseline_misses {
             Some(b) if prefetching && b > 0 => Some((b as f64 - c.misses() as f64) / b as f64),
             _ => None,
@@ -88,6 +93,7 @@ impl Report {
             prefetches_used: c.prefetches_used,
             prefetches_evicted_unused: c.prefetches_evicted_unused,
             prefetches_late: c.prefetches_late,
+            prefetches_joined: c.prefetches_joined,
             accuracy,
             coverage,
             requests_per_sec: if secs > 0.0 { c.requests as f64 / secs } else { 0.0 },
@@ -194,6 +200,7 @@ pub fn to_table(reports: &[Report], object_mode: bool) -> String {
         "pf_used",
         "pf_unused",
         "pf_late",
+        "pf_joined",
         "accuracy",
         "coverage",
         "Mreq/s",
@@ -210,6 +217,7 @@ pub fn to_table(reports: &[Report], object_mode: bool) -> String {
             r.prefetches_used.to_string(),
             r.prefetches_evicted_unused.to_string(),
             r.prefetches_late.to_string(),
+            r.prefetches_joined.to_string(),
             opt(r.accuracy),
             opt(r.coverage),
             format!("{:.2}", r.requests_per_sec / 1e6),
@@ -274,13 +282,14 @@ mod tests {
             bytes: 100,
             hit_bytes: 50,
             store_reads: 5,
-            prefetches_issued: 2,
+            prefetches_issued: 4,
             prefetches_used: 1,
+            prefetches_joined: 1,
             elapsed: Duration::from_millis(1),
             ..Counters::default()
         };
         let r = Report::new("lru", "obl", 48, &c, Some(5));
-        assert_eq!(r.accuracy, Some(0.5));
+        assert_eq!(r.accuracy, Some(0.5), "used and joined of issued");
         assert_eq!(r.coverage, Some(0.2));
         let v: serde_json::Value = serde_json::from_str(&to_json(&[r])).expect("json");
         let obj = v[0].as_object().expect("object");
@@ -299,6 +308,7 @@ mod tests {
             "prefetches_used",
             "prefetches_evicted_unused",
             "prefetches_late",
+            "prefetches_joined",
             "accuracy",
             "coverage",
             "requests_per_sec",
