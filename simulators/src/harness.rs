@@ -90,7 +90,8 @@ pub struct ReplayOptions {
     /// Requests between issuing a prefetch and its value landing in the cache: 0
     /// (the default) lands it at once; a server's prefetch takes a store read and
     /// a few thread hand-offs, during which a fast client may ask for the key
-    /// itself. A key cached by then is counted late and not inserted.
+    /// itself: such a read joins the prefetch (see the module docs). A key cached
+    /// by then (by a write) is counted late and not inserted.
     pub prefetch_delay: u64,
 }
 

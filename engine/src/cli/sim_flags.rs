@@ -33,8 +33,9 @@ pub struct SimFlags {
     #[arg(long)]
     ignore_obj_size: bool,
     /// Requests between issuing a prefetch and its value landing in the cache, as
-    /// a server's store read takes time (0: at once). A key a client reads first
-    /// is counted late (pf_late).
+    /// a server's store read takes time (0: at once). A client's read of the key
+    /// meanwhile joins the prefetch (pf_joined: a miss, but no store read of its
+    /// own); a key a client writes meanwhile makes it late (pf_late).
     #[arg(long, default_value_t = 0)]
     prefetch_delay: u64,
 }
