@@ -21,7 +21,7 @@
 //!   split does not pass.
 //! - **no loss**, per run on a trace without: the treatment's hit ratio is at least
 //!   the control's times `1 − max_loss`.
-//! - **prefetch accuracy**, per run: used / issued at least `min_accuracy`; not
+//! - **prefetch accuracy**, per run: (used + joined) / issued at least `min_accuracy`; not
 //!   applicable when nothing was prefetched.
 //! - **inference mean** and **p99**: every model the learned prefetcher may serve,
 //!   trained on the first trace by `augur predict`'s pipeline, scores a batch of 256

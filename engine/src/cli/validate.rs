@@ -64,7 +64,7 @@ pub struct ValidateArgs {
     /// Largest relative hit-ratio loss on traces without structure (0.01: 1%).
     #[arg(long, default_value_t = 0.01)]
     max_loss: f64,
-    /// Least prefetch accuracy: prefetched objects read before eviction / prefetches issued.
+    /// Least prefetch accuracy: prefetched objects read before eviction (or joined in flight, with --prefetch-delay) / prefetches issued.
     #[arg(long, default_value_t = 0.6)]
     min_accuracy: f64,
     /// Largest mean time to score a batch of 256 candidates, ms.
