@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use crate::peers::{command_line, machine, now_utc, ReportArgs};
+use crate::peers::{section_header, ReportArgs};
 
 /// Options of `augur-bench access-log`.
 #[derive(Debug, clap::Args)]
@@ -71,7 +71,7 @@ fn median(v: &mut [f64]) -> f64 {
 /// Runs the benchmark and prints (and optionally writes) the Markdown section.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let augur = crate::peers::augur_binary(args.report.augur.as_deref())?;
-    let idle = crate::idle::IdleHold::acquire(args.report.allow_cpu_idle);
+    let idle = args.report.hold_cpu_idle();
     let dir = tempfile::tempdir()?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let server = Server(
@@ -131,10 +131,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 fn markdown(args: &Args, results: &[(&str, f64, f64)], (recorded, dropped): &(String, String), idle: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "### Access-log overhead (`CONFIG SET access-log`, one server, same run)\n");
-    let _ = writeln!(out, "- Machine: {}", machine());
-    let _ = writeln!(out, "- CPU idle during the runs: {idle}");
-    let _ = writeln!(out, "- Date: {}", now_utc());
-    let _ = writeln!(out, "- Command: `{}`", command_line(&args.report.command));
+    section_header(&mut out, &args.report, idle);
     let _ = writeln!(
         out,
         "- Load: `redis-benchmark -n {} -P {} -c {} -r 100000 -d 64 -t get|set` against one `augur serve` \

@@ -26,8 +26,8 @@ use anyhow::{bail, Context};
 use augur_kernels::{GpuDevice, KernelError};
 
 use crate::peers::{
-    alternate, command_line, flags_suffix, free_port, load_line, machine, now_utc, ratio_table, Cell, Load,
-    Measurement, ReportArgs, Server,
+    alternate, flags_suffix, free_port, load_line, ratio_table, section_header, Cell, Load, Measurement, ReportArgs,
+    Server,
 };
 
 /// Options of `augur-bench gpu-serve`.
@@ -118,7 +118,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let Some(gpu_info) = probe()? else { return Ok(()) };
     let augur_bin = crate::peers::augur_binary(args.report.augur.as_deref())?;
-    let idle = crate::idle::IdleHold::acquire(args.report.allow_cpu_idle);
+    let idle = args.report.hold_cpu_idle();
     let (gpu_dir, cpu_dir) = (tempfile::tempdir()?, tempfile::tempdir()?);
     let gpu = start(&augur_bin, gpu_dir.path(), "gpu", "augur --tier gpu", &args)?;
     let cpu = start(&augur_bin, cpu_dir.path(), "cpu", "augur --tier cpu", &args)?;
@@ -148,11 +148,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 fn markdown(args: &Args, gpu_info: &str, cells: &[Cell], results: &HashMap<Cell, Runs>, idle: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "### GPU tier against CPU tier, end to end (redis-benchmark, same machine, same run)\n");
-    let _ = writeln!(out, "- Machine: {}", machine());
-    let _ = writeln!(out, "- CPU idle during the runs: {idle}");
+    section_header(&mut out, &args.report, idle);
     let _ = writeln!(out, "- GPU: {gpu_info}");
-    let _ = writeln!(out, "- Date: {}", now_utc());
-    let _ = writeln!(out, "- Command: `{}`", command_line(&args.report.command));
     let _ = writeln!(
         out,
         "- Servers: `augur serve --tier gpu` and `augur serve --tier cpu`, each on RocksDB in its own \

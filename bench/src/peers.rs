@@ -539,7 +539,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bail!("--rounds and --requests must be at least 1");
     }
     let augur_bin = augur_binary(args.report.augur.as_deref())?;
-    let idle = crate::idle::IdleHold::acquire(args.report.allow_cpu_idle);
+    let idle = args.report.hold_cpu_idle();
     let dir = tempfile::tempdir()?;
     let redis_port = free_port()?;
     let mut redis = Server {
@@ -668,6 +668,23 @@ pub(crate) struct ReportArgs {
     pub(crate) command: Vec<String>,
 }
 
+impl ReportArgs {
+    /// Holds CPU idle off for as long as the result lives, unless
+    /// `--allow-cpu-idle` (see `crate::idle`).
+    pub(crate) fn hold_cpu_idle(&self) -> crate::idle::IdleHold {
+        crate::idle::IdleHold::acquire(self.allow_cpu_idle)
+    }
+}
+
+/// The lines a side-by-side section opens with: machine, what CPU idle was
+/// allowed (`idle`: [`crate::idle::IdleHold::note`]), date and command line.
+pub(crate) fn section_header(out: &mut String, report: &ReportArgs, idle: &str) {
+    let _ = writeln!(out, "- Machine: {}", machine());
+    let _ = writeln!(out, "- CPU idle during the runs: {idle}");
+    let _ = writeln!(out, "- Date: {}", now_utc());
+    let _ = writeln!(out, "- Command: `{}`", command_line(&report.command));
+}
+
 /// The augur binary: `given`, else the one next to this executable.
 pub(crate) fn augur_binary(given: Option<&Path>) -> anyhow::Result<PathBuf> {
     Ok(match given {
@@ -700,10 +717,7 @@ fn markdown(
 ) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "### Augur against Redis (redis-benchmark, same machine, same run)\n");
-    let _ = writeln!(out, "- Machine: {}", machine());
-    let _ = writeln!(out, "- CPU idle during the runs: {idle}");
-    let _ = writeln!(out, "- Date: {}", now_utc());
-    let _ = writeln!(out, "- Command: `{}`", command_line(&args.report.command));
+    section_header(&mut out, &args.report, idle);
     let _ = writeln!(
         out,
         "- Redis: redis-server {redis_version}, no persistence (`--save \"\" --appendonly no`), loopback."

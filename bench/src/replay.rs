@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use crate::peers::{command_line, free_port, machine, median, now_utc, ReportArgs, Server};
+use crate::peers::{free_port, median, section_header, ReportArgs, Server};
 
 /// A server configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -215,7 +215,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     variants.extend(args.variants.iter().copied().filter(|&v| v != Variant::None));
     variants.dedup();
     let augur = crate::peers::augur_binary(args.report.augur.as_deref())?;
-    let idle = crate::idle::IdleHold::acquire(args.report.allow_cpu_idle);
+    let idle = args.report.hold_cpu_idle();
     let dir = tempfile::tempdir()?;
     let trace = dir.path().join("sessions.oracleGeneral.bin");
     let store = dir.path().join("rocksdb");
@@ -309,10 +309,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 fn markdown(args: &Args, variants: &[Variant], results: &[Vec<Outcome>], objects: u64, idle: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "### Prefetching and access log on against off (`augur replay`, same run)\n");
-    let _ = writeln!(out, "- Machine: {}", machine());
-    let _ = writeln!(out, "- CPU idle during the runs: {idle}");
-    let _ = writeln!(out, "- Date: {}", now_utc());
-    let _ = writeln!(out, "- Command: `{}`", command_line(&args.report.command));
+    section_header(&mut out, &args.report, idle);
     let _ = writeln!(
         out,
         "- Trace: `augur gen --kind sessions --requests {} --keys {} --seed {} --value-size fixed:{}` \

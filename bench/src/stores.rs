@@ -44,7 +44,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_postgres::types::ToSql;
 
-use crate::peers::{command_line, free_port, human_size, machine, median, now_utc, parse_size, ReportArgs, Server};
+use crate::peers::{free_port, human_size, median, parse_size, section_header, ReportArgs, Server};
 
 /// A comparison `augur-bench stores` can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -625,7 +625,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if args.rounds == 0 || args.clients == 0 || args.keyspace == 0 || args.seconds <= 0.0 {
         bail!("--rounds, --clients, --keyspace and --seconds must be positive");
     }
-    let idle = crate::idle::IdleHold::acquire(args.report.allow_cpu_idle);
+    let idle = args.report.hold_cpu_idle();
     let setup = setup(&args).await?;
     let plans = plans(&args);
     let mut results: Vec<Vec<Vec<Sample>>> = Vec::new();
@@ -672,10 +672,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 fn markdown(args: &Args, setup: &Setup, plans: &[Plan], results: &[Vec<Vec<Sample>>], idle: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "### Augur against its stores used directly (same machine, same run)\n");
-    let _ = writeln!(out, "- Machine: {}", machine());
-    let _ = writeln!(out, "- CPU idle during the runs: {idle}");
-    let _ = writeln!(out, "- Date: {}", now_utc());
-    let _ = writeln!(out, "- Command: `{}`", command_line(&args.report.command));
+    section_header(&mut out, &args.report, idle);
     let _ = writeln!(
         out,
         "- Load: {} concurrent clients per run, {} (one TCP connection each to Augur, one \

@@ -185,7 +185,11 @@ impl AbReport {
 
     /// Useful prefetches / prefetches issued (`None` when none was issued).
     pub fn accuracy(&self) -> Option<f64> {
-        (self.prefetches_issued > 0).then(|| self.prefetches_useful() as f64 / self.prefetches_issued as f64)
+        augur_simulators::report::prefetch_accuracy(
+            self.prefetches_used,
+            self.prefetches_joined,
+            self.prefetches_issued,
+        )
     }
 }
 

@@ -225,8 +225,8 @@ enum Export {
 
 impl AccessLog {
     /// A log whose recording threads each buffer at most `ring_slots` undrained
-    /// slots (an event takes one, and each pushed batch one for its header); with `export`, every event is also written there (`.csv` → CSV, else
-    /// binary).
+    /// slots (an event takes one, and each pushed batch one for its header); with
+    /// `export`, every event is also written there (`.csv` → CSV, else binary).
     pub fn start(enabled: bool, ring_slots: usize, export: Option<&Path>) -> std::io::Result<Arc<AccessLog>> {
         let (log, rx) = Self::detached(enabled, ring_slots);
         let export = match export {

@@ -409,11 +409,12 @@ impl Core {
         let mut lead: LeadReads = Vec::with_capacity(keys.len());
         for key in keys {
             // Epoch first, then memory, as a client's read does (see `get_many`).
-            let epoch = self.epochs[self.shard(&key)].load(Ordering::SeqCst);
+            let s = self.shard(&key);
+            let epoch = self.epochs[s].load(Ordering::SeqCst);
             if self.in_memory(&key) {
                 continue;
             }
-            let mut shard = lock(&self.inflight[self.shard(&key)]);
+            let mut shard = lock(&self.inflight[s]);
             if shard.contains_key(&key) {
                 continue;
             }

@@ -60,6 +60,12 @@ pub struct Report {
     pub misses: u64,
 }
 
+/// A simulated prefetcher's accuracy: prefetches that served a read (hit before
+/// eviction, or joined in flight) over prefetches issued; `None` before the first.
+pub fn prefetch_accuracy(used: u64, joined: u64, issued: u64) -> Option<f64> {
+    (issued > 0).then(|| ratio(used + joined, issued))
+}
+
 fn ratio(a: u64, b: u64) -> f64 {
     if b == 0 {
         0.0
@@ -73,8 +79,9 @@ impl Report {
     /// for coverage when a prefetcher ran.
     pub fn new(policy: &str, prefetch: &str, cache_size: u64, c: &Counters, baseline_misses: Option<u64>) -> Self {
         let prefetching = prefetch != "none";
-        let useful = c.prefetches_used + c.prefetches_joined;
-        let accuracy = (prefetching && c.prefetches_issued > 0).then(|| ratio(useful, c.prefetches_issued));
+        let accuracy = prefetching
+            .then(|| prefetch_accuracy(c.prefetches_used, c.prefetches_joined, c.prefetches_issued))
+            .flatten();
         let coverage = match baseline_misses {
             Some(b) if prefetching && b > 0 => Some((b as f64 - c.misses() as f64) / b as f64),
             _ => None,

@@ -31,10 +31,10 @@ const WIDTH: i64 = 24;
 /// a thread only when the thread first enters one of its parallel loops; a
 /// matrix product can come first. Capping it once, on the training thread, left
 /// the predictor thread (which scores through libtorch the GRU's batches and the
-/// dense nets' batches of over 64 rows) at OpenMP's default of one thread per core, and the extra thread spun in
-/// libgomp between batches: 27% of a serving process's CPU samples on two cores
-/// (perf, session 7 in docs/RESULTS.md). The inter-op pool is process-wide and
-/// may be sized only once.
+/// dense nets' batches of over 64 rows) at OpenMP's default of one thread per
+/// core, and the extra thread spun in libgomp between batches: 27% of a serving
+/// process's CPU samples on two cores (perf, session 7 in docs/RESULTS.md). The
+/// inter-op pool is process-wide and may be sized only once.
 pub fn limit_threads() {
     thread_local! {
         static LIMITED: Cell<bool> = const { Cell::new(false) };

@@ -120,8 +120,8 @@ impl VersionOutcomes {
 /// prefetched entries read and the prefetch reads a client joined in flight, as
 /// hardware prefetchers count a demand access that hits a prefetch's pending miss
 /// (useful, but late); the late ones that served nobody count against it.
-pub fn accuracy(used: u64, evicted_unused: u64, late: u64) -> f64 {
-    used as f64 / (used + evicted_unused + late) as f64
+pub fn accuracy(useful: u64, evicted_unused: u64, late: u64) -> f64 {
+    useful as f64 / (useful + evicted_unused + late) as f64
 }
 
 /// used / (used + misses): the share of would-be misses prefetching turned into
