@@ -4,8 +4,11 @@
 the working set. Runs `augur gen` and `augur sim` (both seeded, so reruns agree) and
 prints a Markdown section for docs/RESULTS.md.
 
-Usage: bench/scripts/prefetch_evidence.py AUGUR_BINARY [--requests N] [--out FILE]
-(`./x bench prefetch-evidence` builds the binary and runs this.)
+Usage: bench/scripts/prefetch_evidence.py AUGUR_BINARY [--requests N] [--keys N]
+[--kinds graph,sessions,...] [--target-accuracy A] [--out FILE]
+(`./x prefetch-evidence` builds the binary and runs this.) `--kinds` keeps only those
+generated workloads (and leaves out the shared trace); `--target-accuracy` is passed to
+`augur sim --prefetch-target-accuracy` for `ml`.
 """
 import argparse
 import datetime
@@ -33,10 +36,12 @@ def run(cmd):
     return out.stdout
 
 
-def sim(augur, trace):
-    out = run([augur, "sim", "--trace", trace, "--policy", "lru", "--prefetch", ",".join(PREFETCHERS),
-               "--sizes", SIZES, "--ignore-obj-size", "--json"])
-    return json.loads(out)
+def sim(augur, trace, target_accuracy):
+    cmd = [augur, "sim", "--trace", trace, "--policy", "lru", "--prefetch", ",".join(PREFETCHERS),
+           "--sizes", SIZES, "--ignore-obj-size", "--json"]
+    if target_accuracy is not None:
+        cmd += ["--prefetch-target-accuracy", str(target_accuracy)]
+    return json.loads(run(cmd))
 
 
 def cpu_model():
@@ -82,6 +87,8 @@ def main():
     ap.add_argument("augur")
     ap.add_argument("--requests", type=int, default=500_000)
     ap.add_argument("--keys", type=int, default=20_000)
+    ap.add_argument("--kinds", help="comma-separated generator kinds to run (default: all, plus the shared trace)")
+    ap.add_argument("--target-accuracy", type=float, help="ml's accuracy target (default: augur's)")
     ap.add_argument("--out")
     ap.add_argument("--shared-trace", default=os.path.join(os.path.dirname(__file__), "../../../shared/traces/cloudPhysicsIO.oracleGeneral.bin"))
     args = ap.parse_args()
@@ -89,12 +96,18 @@ def main():
     all_ok = []
     with tempfile.TemporaryDirectory() as tmp:
         traces = []
+        kinds = None if args.kinds is None else set(args.kinds.split(","))
+        unknown = (kinds or set()) - {w[1] for w in WORKLOADS}
+        if unknown:
+            sys.exit(f"unknown --kinds: {', '.join(sorted(unknown))}")
         for label, kind, structured, extra in WORKLOADS:
+            if kinds is not None and kind not in kinds:
+                continue
             path = os.path.join(tmp, f"{kind}.oracleGeneral.bin")
             run([args.augur, "gen", "--kind", kind, "--requests", str(args.requests), "--keys", str(args.keys),
                  "--seed", "1", "-o", path] + extra)
             traces.append((label, path, structured))
-        if os.path.exists(args.shared_trace):
+        if kinds is None and os.path.exists(args.shared_trace):
             traces.insert(0, ("CloudPhysics (shared)", args.shared_trace, None))
         header = ("| workload | cache (objects) | " + " | ".join(PREFETCHERS)
                   + " | ml gain | ml accuracy | ml coverage | ml extra store reads |")
@@ -102,7 +115,7 @@ def main():
         lines.append("|" + "---|" * (len(PREFETCHERS) + 6))
         for label, path, structured in traces:
             print(f"[evidence] {label} ...", file=sys.stderr)
-            rows, verdicts = table(label, sim(args.augur, path), bool(structured))
+            rows, verdicts = table(label, sim(args.augur, path, args.target_accuracy), bool(structured))
             lines.extend(rows)
             if structured is not None:
                 all_ok.extend(verdicts)
@@ -111,7 +124,8 @@ def main():
     head = [
         f"Machine: {cpu_model()}, {os.cpu_count()} CPUs. Date: {now}.",
         f"Command: `{cmd}` (LRU, object mode, {args.requests} requests over {args.keys} keys per generated "
-        "workload, seed 1; hit ratios per prefetcher).",
+        "workload, seed 1; hit ratios per prefetcher"
+        + ("" if args.target_accuracy is None else f"; ml's accuracy target {args.target_accuracy}") + ").",
         "",
     ]
     verdict = "all targets met" if all(all_ok) else "TARGETS MISSED (see rows)"

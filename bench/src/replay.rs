@@ -117,6 +117,9 @@ struct Outcome {
     /// Median `prefetch_lead` (µs): from the predictor taking a read to the
     /// prefetches it released being in memory.
     prefetch_lead_p50_us: Option<f64>,
+    /// INFO's `prefetch_drifts`: retrainings the drift test started (learned
+    /// prefetcher only; the trace is stationary, so each is a false alarm).
+    drifts: Option<u64>,
 }
 
 /// Parses `augur replay`'s report (engine/src/cli/replay.rs).
@@ -151,6 +154,7 @@ fn parse_replay(text: &str) -> anyhow::Result<Outcome> {
         prefetch_coverage: None,
         prefetch_late_share: None,
         prefetch_lead_p50_us: None,
+        drifts: None,
     })
 }
 
@@ -282,6 +286,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     _ => None,
                 };
                 out.prefetch_lead_p50_us = latency_p50(&server, "prefetch_lead");
+                if v == Variant::Ml {
+                    out.drifts = server.info_field("stats", "prefetch_drifts").ok().and_then(|s| s.parse().ok());
+                }
             }
             drop(server);
             let _ = std::fs::remove_dir_all(&run_dir);
@@ -326,7 +333,8 @@ fn markdown(args: &Args, variants: &[Variant], results: &[Vec<Outcome>], objects
          it released being in memory). Prefetch accuracy is INFO's (used + joined) / (used + joined + \
          evicted unread + late), over the keys read for prefetching; late is the share of the proposals \
          the executor took that a client's own read beat, (late + redundant) / (late + redundant + \
-         cached).{}",
+         cached). Drifts: INFO's `prefetch_drifts` per round, retrainings the drift test started (the \
+         trace is stationary).{}",
         args.cache_size,
         args.concurrency,
         args.rate.map(|r| format!(" --rate {r}")).unwrap_or_default(),
@@ -339,9 +347,9 @@ fn markdown(args: &Args, variants: &[Variant], results: &[Vec<Outcome>], objects
     );
     let _ = writeln!(
         out,
-        "\n| flags | median req/s | vs baseline | per-round ratio | hit ratio (per round) | hit ratio − baseline | p50 us | p99 us | prefetch accuracy / coverage / late | prefetch lead p50 us |"
+        "\n| flags | median req/s | vs baseline | per-round ratio | hit ratio (per round) | hit ratio − baseline | p50 us | p99 us | prefetch accuracy / coverage / late | prefetch lead p50 us | drifts |"
     );
-    let _ = writeln!(out, "|---|---:|---:|---|---:|---:|---:|---:|---|---:|");
+    let _ = writeln!(out, "|---|---:|---:|---|---:|---:|---:|---:|---|---:|---|");
     let med = |i: usize, f: &dyn Fn(&Outcome) -> f64| median(results[i].iter().map(f).collect());
     let base_rps = med(0, &|o| o.rps);
     let base_hit = med(0, &|o| o.hit_ratio);
@@ -362,6 +370,10 @@ fn markdown(args: &Args, variants: &[Variant], results: &[Vec<Outcome>], objects
             Some(leads) if v.is_prefetch() => format!("{:.0}", median(leads)),
             _ => "-".to_string(),
         };
+        let drifts = match results[i].iter().map(|o| o.drifts).collect::<Option<Vec<u64>>>() {
+            Some(each) => each.iter().map(u64::to_string).collect::<Vec<_>>().join(", "),
+            None => "-".to_string(),
+        };
         let rps = med(i, &|o| o.rps);
         let hit = med(i, &|o| o.hit_ratio);
         // Per round too: a learned prefetcher's rounds differ (training finishes at
@@ -375,7 +387,7 @@ fn markdown(args: &Args, variants: &[Variant], results: &[Vec<Outcome>], objects
         };
         let _ = writeln!(
             out,
-            "| `{}` | {rps:.0} | **{:.3}** | {} | {hit_cell} | {:+.4} | {:.0} | {:.0} | {prefetch} | {lead} |",
+            "| `{}` | {rps:.0} | **{:.3}** | {} | {hit_cell} | {:+.4} | {:.0} | {:.0} | {prefetch} | {lead} | {drifts} |",
             v.flags().join(" "),
             rps / base_rps,
             per_round.join(", "),

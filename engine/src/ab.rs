@@ -58,7 +58,7 @@ use serde::Serialize;
 
 use crate::predict::timeline::Timeline;
 use crate::prefetch::Prefetcher;
-use crate::sim::{CacheUser, PolicyKind, PrefetchKind, PrefetchingCache, SimPlan, TraceSource};
+use crate::sim::{CacheUser, MlTuning, PolicyKind, PrefetchKind, PrefetchingCache, SimPlan, TraceSource};
 
 /// One side of the split.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -440,7 +440,7 @@ impl ArmsRun {
 fn replay_split(
     reader: &mut dyn TraceReader,
     policy: PolicyKind,
-    prefetch: PrefetchKind,
+    (prefetch, ml): (PrefetchKind, MlTuning),
     capacities: [u64; 2],
     treated: Group,
     window: u64,
@@ -449,6 +449,7 @@ fn replay_split(
     struct Split<'a> {
         reader: &'a mut dyn TraceReader,
         prefetch: PrefetchKind,
+        ml: MlTuning,
         /// The control arm's capacity, then the treatment arm's.
         capacities: [u64; 2],
         treated: Group,
@@ -458,7 +459,7 @@ fn replay_split(
     impl CacheUser for Split<'_> {
         type Output = Result<ArmsRun, TraceError>;
         fn run<C: PrefetchingCache>(self, make: impl Fn(u64, Option<Box<dyn Prefetcher<u64>>>) -> C) -> Self::Output {
-            let pf = self.prefetch.build::<u64>();
+            let pf = self.prefetch.build::<u64>(self.ml);
             let [cc, tc] = self.capacities;
             let mut split = SplitCache::new(make(cc, None), make(tc, pf), self.treated, self.window);
             let counters = harness::replay(self.reader, &mut split, self.options)?;
@@ -475,7 +476,7 @@ fn replay_split(
         Group::Treatment => capacities,
         Group::Control => [capacities[1], capacities[0]],
     };
-    policy.with_cache(None, Split { reader, prefetch, capacities, treated, window, options })
+    policy.with_cache(None, Split { reader, prefetch, ml, capacities, treated, window, options })
 }
 
 /// The trace position of the `seq`-th request the treatment arm served (its
@@ -573,15 +574,30 @@ pub fn run_ab(plan: &AbPlan, mut on_report: impl FnMut(&AbReport)) -> Result<AbO
                 let mut reader = source.open_for(policy)?;
                 let label = format!("ab {}/{}/{}", policy.name(), prefetch.name(), total);
                 let options = sim.replay_options(Some(scan.requests), label);
-                let mut run =
-                    replay_split(reader.as_mut(), policy, prefetch, split, Group::Treatment, window, &options)?;
+                let mut run = replay_split(
+                    reader.as_mut(),
+                    policy,
+                    (prefetch, sim.ml),
+                    split,
+                    Group::Treatment,
+                    window,
+                    &options,
+                )?;
                 if outcome.first_skip.is_none() {
                     outcome.first_skip = reader.skip_log().first().map(str::to_string);
                 }
                 if plan.crossover {
                     let mut reader = source.open_for(policy)?;
                     let options = ReplayOptions { label: format!("{} (swapped)", options.label), ..options };
-                    run.add(replay_split(reader.as_mut(), policy, prefetch, split, Group::Control, window, &options)?);
+                    run.add(replay_split(
+                        reader.as_mut(),
+                        policy,
+                        (prefetch, sim.ml),
+                        split,
+                        Group::Control,
+                        window,
+                        &options,
+                    )?);
                 }
                 outcome.skipped = run.counters.skipped;
                 let report = report(policy, prefetch, total, split, window, plan.crossover, run);

@@ -163,6 +163,9 @@ pub struct EngineConfig {
     pub train_cpu_share: f64,
     /// When the learned prefetcher retrains and what counts as drift.
     pub learning: LearningSchedule,
+    /// The learned prefetcher's operator settings (its accuracy target), the
+    /// same type `augur sim` takes.
+    pub ml: crate::prefetch::MlTuning,
 }
 
 /// When `--prefetch ml` retrains (by requests, by time, on drift) and the drift
@@ -220,6 +223,7 @@ impl EngineConfig {
             ab_window: None,
             train_cpu_share: 0.5,
             learning: LearningSchedule::default(),
+            ml: Default::default(),
         }
     }
 }

@@ -155,7 +155,7 @@ impl Core {
             });
         }
         let learning = core.config.learning;
-        let ml = crate::predict::MlConfig {
+        let ml = core.config.ml.apply(crate::predict::MlConfig {
             background: true,
             model_dir: core.config.model_dir.clone(),
             train_cpu_share: core.config.train_cpu_share,
@@ -165,7 +165,7 @@ impl Core {
             drift_p_value: learning.drift_p_value,
             drift_min_statistic: learning.drift_min_statistic,
             ..crate::predict::MlConfig::default()
-        };
+        });
         let prefetcher = core
             .config
             .prefetch
@@ -659,6 +659,12 @@ impl Core {
             prefetch_coverage: crate::prefetch::service::coverage(outcomes.used, outcomes.misses),
             prefetch_model_version: status.as_ref().map_or(0, |s| u64::from(s.version)),
             prefetch_threshold: status.as_ref().map_or(f64::NAN, |s| f64::from(s.threshold)),
+            prefetch_target_accuracy: if self.config.prefetch == crate::prefetch::PrefetchKind::Ml {
+                f64::from(self.config.ml.target_accuracy)
+            } else {
+                f64::NAN
+            },
+            prefetch_drifts: status.as_ref().map_or(0, |s| s.drifts),
             prefetch_model_accuracy: status.as_ref().map_or(f64::NAN, |s| s.accuracy),
             prefetch_versions: pf
                 .map_or_else(Vec::new, |p| p.counters.versions.lock().unwrap_or_else(|e| e.into_inner()).clone()),

@@ -36,8 +36,8 @@ use augur_simulators::trace::{open_trace, ReadOptions, TraceFormat, TraceReader}
 use augur_simulators::{Access, ReplayOptions, Report, Request, SimCache, TraceError};
 use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 
-pub use crate::prefetch::PrefetchKind;
 use crate::prefetch::Prefetcher;
+pub use crate::prefetch::{MlTuning, PrefetchKind};
 use crate::tier::{Belady, Clock, EvictionPolicy, Fifo, Lru, Sieve};
 
 /// A policy the simulator can drive, with the one extra the offline optimum needs.
@@ -569,24 +569,25 @@ impl PolicyKind {
 }
 
 /// Replays `reader` through one (policy, prefetcher, capacity) configuration;
-/// `mean_object_bytes` as for [`PolicyKind::with_cache`].
+/// `ml` tunes the learned prefetcher; `mean_object_bytes` as for
+/// [`PolicyKind::with_cache`].
 pub fn replay_one(
     reader: &mut dyn TraceReader,
     policy: PolicyKind,
-    prefetch: PrefetchKind,
+    (prefetch, ml): (PrefetchKind, MlTuning),
     capacity: u64,
     mean_object_bytes: Option<u64>,
     options: &ReplayOptions,
 ) -> Result<Counters, TraceError> {
-    struct One<'a>(&'a mut dyn TraceReader, PrefetchKind, u64, &'a ReplayOptions);
+    struct One<'a>(&'a mut dyn TraceReader, PrefetchKind, MlTuning, u64, &'a ReplayOptions);
     impl CacheUser for One<'_> {
         type Output = Result<Counters, TraceError>;
         fn run<C: PrefetchingCache>(self, make: impl Fn(u64, Option<Box<dyn Prefetcher<u64>>>) -> C) -> Self::Output {
-            let One(reader, prefetch, capacity, options) = self;
-            harness::replay(reader, &mut make(capacity, prefetch.build::<u64>()), options)
+            let One(reader, prefetch, ml, capacity, options) = self;
+            harness::replay(reader, &mut make(capacity, prefetch.build::<u64>(ml)), options)
         }
     }
-    policy.with_cache(mean_object_bytes, One(reader, prefetch, capacity, options))
+    policy.with_cache(mean_object_bytes, One(reader, prefetch, ml, capacity, options))
 }
 
 /// Everything `augur sim` was asked to do.
@@ -611,6 +612,8 @@ pub struct SimPlan {
     /// Requests between issuing a prefetch and its landing (0: at once); see
     /// `ReplayOptions::prefetch_delay`.
     pub prefetch_delay: u64,
+    /// The learned prefetcher's settings (`ml` runs only).
+    pub ml: MlTuning,
 }
 
 impl SimPlan {
@@ -728,7 +731,8 @@ pub fn run_plan(plan: &SimPlan, mut on_report: impl FnMut(&Report)) -> Result<Si
                 let mut reader = source.open_for(policy)?;
                 let label = format!("{}/{}/{}", policy.name(), prefetch.name(), capacity);
                 let options = plan.replay_options(stats.map(|s| s.requests), label);
-                let counters = replay_one(reader.as_mut(), policy, prefetch, capacity, mean_object_bytes, &options)?;
+                let counters =
+                    replay_one(reader.as_mut(), policy, (prefetch, plan.ml), capacity, mean_object_bytes, &options)?;
                 outcome.skipped = counters.skipped;
                 if outcome.first_skip.is_none() {
                     outcome.first_skip = reader.skip_log().first().map(str::to_string);

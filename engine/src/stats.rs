@@ -127,6 +127,10 @@ pub struct EngineStats {
     pub prefetch_model_version: u64,
     /// The predictor's probability threshold.
     pub prefetch_threshold: f64,
+    /// The accuracy the threshold is steered to hold (`--prefetch-target-accuracy`).
+    pub prefetch_target_accuracy: f64,
+    /// Times the predictor's drift test (or its accuracy trigger) fired a retraining.
+    pub prefetch_drifts: u64,
     /// The predictor's own accuracy estimate (issued keys requested within its horizon).
     pub prefetch_model_accuracy: f64,
     /// Which prefetcher runs ("none" when off), and the active model's kind.
@@ -246,6 +250,8 @@ impl EngineStats {
             Gauge prefetch_coverage: "Prefetch hits over prefetch hits plus misses.",
             Gauge prefetch_model_version: "The predictor's active model version (0 = none).",
             Gauge prefetch_threshold: "The predictor's probability threshold.",
+            Gauge prefetch_target_accuracy: "The accuracy the predictor's threshold is steered to hold.",
+            Counter prefetch_drifts: "Drift detections that started a retraining.",
             Gauge prefetch_model_accuracy: "The predictor's own estimate of its accuracy.",
             Gauge cached_keys: "Entries in the cache tier.",
             Gauge cached_bytes: "Weighted bytes in the cache tier.",

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use augur_engine::ab::{run_ab, AbPlan, AbReport};
-use augur_engine::sim::{PolicyKind, PrefetchKind, SimPlan};
+use augur_engine::sim::{MlTuning, PolicyKind, PrefetchKind, SimPlan};
 use augur_simulators::gen::{write_trace, GenConfig, GenFormat, GenKind};
 use augur_simulators::size::parse_sizes;
 use augur_simulators::trace::ReadOptions;
@@ -36,6 +36,7 @@ fn ab(trace: PathBuf, prefetch: PrefetchKind, crossover: bool) -> AbReport {
         ignore_obj_size: true,
         progress: false,
         prefetch_delay: 0,
+        ml: MlTuning::default(),
     };
     let plan = AbPlan { sim, window: None, crossover };
     let mut reports = run_ab(&plan, |_| {}).expect("ab").reports;

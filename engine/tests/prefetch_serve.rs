@@ -78,7 +78,7 @@ fn markov_prefetching_serves_a_repeated_order_from_memory_and_stays_consistent()
 #[test]
 fn learned_prefetcher_starts_reports_and_rejects_unknown_names() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let augur = Augur::start(dir.path(), &["--prefetch", "ml"]);
+    let augur = Augur::start(dir.path(), &["--prefetch", "ml", "--prefetch-target-accuracy", "0.4"]);
     let client = redis::Client::open(augur.url()).expect("client");
     let mut con = client.get_connection().expect("connect");
     for i in 0..200 {
@@ -90,6 +90,8 @@ fn learned_prefetcher_starts_reports_and_rejects_unknown_names() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(info_field(&mut con, "prefetch_model_version"), "0", "no model before enough samples");
+    assert_eq!(info_field(&mut con, "prefetch_target_accuracy"), "0.400", "the operator's target");
+    assert_eq!(info_field(&mut con, "prefetch_drifts"), "0", "no model, no drift test");
     let list: String = redis::cmd("AUGUR.MODEL").arg("LIST").query(&mut con).expect("AUGUR.MODEL LIST");
     assert_eq!(list, "[]", "no versions yet");
     let err = redis::cmd("AUGUR.MODEL").arg("PROMOTE").arg(3).query::<String>(&mut con).expect_err("no v3");

@@ -9,7 +9,7 @@
 use augur_simulators::testing::shared_trace;
 use std::path::PathBuf;
 
-use augur_engine::sim::{run_plan, PolicyKind, PrefetchKind, SimPlan};
+use augur_engine::sim::{run_plan, MlTuning, PolicyKind, PrefetchKind, SimPlan};
 use augur_simulators::size::parse_sizes;
 use augur_simulators::trace::{ReadOptions, TraceFormat};
 
@@ -35,6 +35,7 @@ fn plan(trace: PathBuf, format: TraceFormat, policies: Vec<PolicyKind>) -> SimPl
         ignore_obj_size: true,
         progress: false,
         prefetch_delay: 0,
+        ml: MlTuning::default(),
     }
 }
 

@@ -2,7 +2,7 @@
 //! is known: each prefetcher helps where its signal exists, the counters add up,
 //! and moka-driven runs are deterministic.
 
-use augur_engine::sim::{run_plan, PolicyKind, PrefetchKind, SimPlan};
+use augur_engine::sim::{run_plan, MlTuning, PolicyKind, PrefetchKind, SimPlan};
 use augur_simulators::gen::{write_trace, GenConfig, GenFormat, GenKind};
 use augur_simulators::size::parse_sizes;
 use augur_simulators::trace::ReadOptions;
@@ -20,6 +20,18 @@ fn run_delayed(
     sizes: &str,
     prefetch_delay: u64,
 ) -> Vec<Report> {
+    run_with(kind, policies, prefetchers, sizes, prefetch_delay, MlTuning::default())
+}
+
+/// `run_delayed` with the learned prefetcher tuned by `ml`.
+fn run_with(
+    kind: GenKind,
+    policies: &[PolicyKind],
+    prefetchers: &[PrefetchKind],
+    sizes: &str,
+    prefetch_delay: u64,
+    ml: MlTuning,
+) -> Vec<Report> {
     let dir = tempfile::tempdir().expect("tempdir");
     let trace = dir.path().join(format!("{kind}.oracleGeneral.bin"));
     let cfg = GenConfig { kind, requests: 60_000, keys: 4_000, alpha: 0.9, seed: 9, ..GenConfig::default() };
@@ -34,6 +46,7 @@ fn run_delayed(
         ignore_obj_size: true,
         progress: false,
         prefetch_delay,
+        ml,
     };
     run_plan(&plan, |_| {}).expect("sim").reports
 }
@@ -135,4 +148,37 @@ fn learned_prefetcher_beats_demand_fetching_with_accuracy_above_target_and_costs
     let rs = run(GenKind::Zipf, &[PolicyKind::Lru], &[PrefetchKind::None, PrefetchKind::Ml], "5%");
     let (base, ml) = (find(&rs, "lru", "none"), find(&rs, "lru", "ml"));
     assert!(ml.hit_ratio >= base.hit_ratio * 0.99, "ml {} vs none {}", ml.hit_ratio, base.hit_ratio);
+}
+
+#[test]
+fn a_lower_accuracy_target_trades_store_reads_for_hits_on_a_graph_walk() {
+    // A walk takes its likeliest next key about half the time, so at the default
+    // target (0.65) the threshold rises until the learned prefetcher issues almost
+    // nothing. An operator with store reads to spare lowers the target; the
+    // controller must then prefetch those guesses and hold the lower accuracy.
+    let sizes = "5%";
+    let kinds = [PrefetchKind::None, PrefetchKind::Ml];
+    let default = run_with(GenKind::Graph, &[PolicyKind::Lru], &kinds, sizes, 0, MlTuning::default());
+    let low = MlTuning::default().with_target_accuracy(0.35).expect("valid target");
+    let tuned = run_with(GenKind::Graph, &[PolicyKind::Lru], &kinds, sizes, 0, low);
+    let base = find(&default, "lru", "none");
+    let (strict, loose) = (find(&default, "lru", "ml"), find(&tuned, "lru", "ml"));
+    eprintln!("none {base:?}\nml at 0.65 {strict:?}\nml at 0.35 {loose:?}");
+    assert!(
+        loose.prefetches_issued > 10 * strict.prefetches_issued.max(1),
+        "issued: {} at 0.35 against {} at 0.65",
+        loose.prefetches_issued,
+        strict.prefetches_issued
+    );
+    assert!(loose.hit_ratio > base.hit_ratio * 1.2, "ml at 0.35: {} against none {}", loose.hit_ratio, base.hit_ratio);
+    let accuracy = loose.accuracy.expect("prefetches issued");
+    assert!((0.25..0.6).contains(&accuracy), "accuracy {accuracy} should sit near its 0.35 target");
+}
+
+#[test]
+fn an_accuracy_target_outside_its_range_is_refused() {
+    for bad in [0.0, 0.01, 1.0, 1.5, f64::NAN] {
+        assert!(MlTuning::default().with_target_accuracy(bad).is_err(), "{bad} was accepted");
+    }
+    assert!(MlTuning::default().with_target_accuracy(0.5).is_ok());
 }

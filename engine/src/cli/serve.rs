@@ -117,6 +117,11 @@ pub struct ServeArgs {
     /// Length of one A/B window in milliseconds [default: 10000].
     #[arg(long)]
     ab_window_ms: Option<u64>,
+    /// `--prefetch ml`: the share of issued prefetches that should be read before
+    /// eviction, in [0.05, 1); the threshold moves to hold it. Lower trades store
+    /// reads for hits where the best guesses are often wrong [default: 0.65].
+    #[arg(long)]
+    prefetch_target_accuracy: Option<f64>,
     /// Most of one core `--prefetch ml`'s background training may use, 0-1 [default: 0.5].
     #[arg(long)]
     train_cpu_share: Option<f64>,
@@ -171,6 +176,7 @@ struct FileConfig {
     model_dir: Option<PathBuf>,
     ab: Option<bool>,
     ab_window_ms: Option<u64>,
+    prefetch_target_accuracy: Option<f64>,
     train_cpu_share: Option<f64>,
     retrain_every: Option<u64>,
     retrain_every_s: Option<f64>,
@@ -253,6 +259,7 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
     if let Some(n) = pick!(prefetch_budget) {
         engine.prefetch_budget.store_reads_per_sec = n;
     }
+    engine.ml = super::sim_flags::ml_tuning(pick!(prefetch_target_accuracy))?;
     if let Some(share) = pick!(train_cpu_share) {
         if !(share > 0.0 && share <= 1.0) {
             bail!("--train-cpu-share must be in (0, 1], got {share}");
@@ -431,12 +438,16 @@ mod tests {
         let path = dir.path().join("augur.toml");
         std::fs::write(&path, "cache_size = \"1GiB\"\ndurability = \"always\"\nlisten = \"127.0.0.1:7000\"\n")
             .expect("write");
-        let args = ServeArgs { config: Some(path), durability: Some("no".into()), ..Default::default() };
+        let args = ServeArgs { config: Some(path.clone()), durability: Some("no".into()), ..Default::default() };
         let s = resolve(args).expect("resolves");
         assert_eq!(s.engine.cache_bytes, 1 << 30);
         assert_eq!(s.engine.sync, SyncPolicy::No, "flag wins over file");
         assert_eq!(s.listen, "127.0.0.1:7000");
         assert_eq!(s.store, StoreSpec::RocksDb("./augur-data/rocksdb".into()));
+        assert_eq!(s.engine.ml, augur_engine::prefetch::MlTuning::default(), "default accuracy target");
+        std::fs::write(&path, "prefetch_target_accuracy = 0.4\n").expect("write");
+        let s = resolve(ServeArgs { config: Some(path), ..Default::default() }).expect("resolves");
+        assert_eq!(s.engine.ml.target_accuracy, 0.4, "from the file");
     }
 
     #[test]
@@ -457,6 +468,10 @@ mod tests {
         let bad = |args: ServeArgs| resolve(args).expect_err("must fail").to_string();
         assert!(bad(ServeArgs { durability: Some("maybe".into()), ..Default::default() }).contains("--durability"));
         assert!(bad(ServeArgs { store: Some("mysql:x".into()), ..Default::default() }).contains("--store"));
+        for target in [0.0, 1.0, 1.5] {
+            let args = ServeArgs { prefetch_target_accuracy: Some(target), ..Default::default() };
+            assert!(bad(args).contains("--prefetch-target-accuracy"), "{target} accepted");
+        }
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("bad.toml");
         std::fs::write(&path, "no_such_key = 1\n").expect("write");

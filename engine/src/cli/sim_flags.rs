@@ -9,7 +9,7 @@ use std::io::IsTerminal;
 use std::str::FromStr;
 
 use super::trace_args::TraceArgs;
-use augur_engine::sim::{PolicyKind, PrefetchKind, SimPlan};
+use augur_engine::sim::{MlTuning, PolicyKind, PrefetchKind, SimPlan};
 use augur_simulators::size::parse_sizes;
 use augur_simulators::TraceError;
 use clap::Args;
@@ -38,6 +38,11 @@ pub struct SimFlags {
     /// own); a key a client writes meanwhile makes it late (pf_late).
     #[arg(long, default_value_t = 0)]
     prefetch_delay: u64,
+    /// `ml` only: the share of issued prefetches that should be read before
+    /// eviction, in [0.05, 1); the threshold moves to hold it. Lower trades store
+    /// reads for hits where the best guesses are often wrong [default: 0.65].
+    #[arg(long)]
+    prefetch_target_accuracy: Option<f64>,
 }
 
 impl SimFlags {
@@ -54,7 +59,18 @@ impl SimFlags {
             ignore_obj_size: self.ignore_obj_size,
             progress: std::io::stderr().is_terminal(),
             prefetch_delay: self.prefetch_delay,
+            ml: ml_tuning(self.prefetch_target_accuracy)?,
         })
+    }
+}
+
+/// The learned prefetcher's settings: the defaults, with the accuracy target
+/// when one is given. `augur serve` reads its flag of the same name through this.
+pub fn ml_tuning(target_accuracy: Option<f64>) -> anyhow::Result<MlTuning> {
+    let tuning = MlTuning::default();
+    match target_accuracy {
+        Some(t) => tuning.with_target_accuracy(t).map_err(|e| anyhow::anyhow!("--prefetch-target-accuracy: {e}")),
+        None => Ok(tuning),
     }
 }
 

@@ -12,10 +12,13 @@
 //! inline (the simulator: deterministic) or on its own thread (serving: the
 //! predictor keeps the previous model until the new one is ready).
 //!
-//! The threshold starts at `threshold` and moves to hold the measured accuracy of
-//! issued prefetches (did the key come within the horizon) at `target_accuracy`:
-//! calibration makes the starting point right on average, the controller keeps it
-//! right when the workload shifts.
+//! The threshold starts at the lower of `threshold` and `target_accuracy` and moves
+//! to hold the measured accuracy of issued prefetches (did the key come within the
+//! horizon) at `target_accuracy`: calibration makes the starting point right on
+//! average, the controller keeps it right when the workload shifts. It starts no
+//! higher than the target because the controller only hears about prefetches it
+//! issued: on a workload whose best candidates score 0.5, a threshold of 0.6 would
+//! issue nothing, hear nothing and never come down to a target of 0.35.
 
 use std::hash::Hash;
 use std::thread::JoinHandle;
@@ -51,7 +54,7 @@ pub struct MlConfig {
     /// so a server with little traffic still follows a slow change. `None` (the
     /// simulator's default): by requests only, which keeps replays deterministic.
     pub retrain_every_s: Option<f64>,
-    /// Starting probability threshold.
+    /// Starting probability threshold (capped at `target_accuracy`).
     pub threshold: f32,
     /// Accuracy the threshold controller aims for.
     pub target_accuracy: f32,
@@ -232,7 +235,7 @@ impl<K: Hash + Eq + Clone + Send + SequentialKey> MlPrefetcher<K> {
             last_train_seq: 0,
             last_train_time: 0.0,
             version,
-            threshold: config.threshold,
+            threshold: config.threshold.min(config.target_accuracy),
             time_s: 0.0,
             issued: 0,
             issued_labelled: 0,
@@ -686,5 +689,15 @@ mod tests {
         feed(&mut untimed, 1_000, quiet + 100, 1.0);
         assert_eq!(timed.registry().versions().len(), 2, "retrained on the clock");
         assert_eq!(untimed.registry().versions().len(), 1, "by requests only: not yet due");
+    }
+
+    #[test]
+    fn a_target_below_the_starting_threshold_is_where_the_threshold_starts() {
+        // The controller only hears about prefetches it issued: a threshold above
+        // every score would issue nothing and never come down to the target.
+        let low = MlPrefetcher::<u64>::new(MlConfig { target_accuracy: 0.35, ..config(None) });
+        assert_eq!(low.status().threshold, 0.35);
+        let default = MlPrefetcher::<u64>::new(config(None));
+        assert_eq!(default.status().threshold, MlConfig::default().threshold, "the default target is above it");
     }
 }

@@ -57,13 +57,13 @@ impl PrefetchKind {
     }
 
     /// A fresh prefetcher over keys `K` for the simulator (`None` for demand
-    /// fetching): the learned predictor trains inline, in memory.
-    pub fn build<K>(self) -> Option<Box<dyn Prefetcher<K>>>
+    /// fetching): the learned predictor, tuned by `tuning`, trains inline, in memory.
+    pub fn build<K>(self, tuning: MlTuning) -> Option<Box<dyn Prefetcher<K>>>
     where
         K: Hash + Eq + Clone + Send + SequentialKey + 'static,
     {
         match self {
-            PrefetchKind::Ml => Some(Box::new(MlPrefetcher::<K>::new(MlConfig::default()))),
+            PrefetchKind::Ml => Some(Box::new(MlPrefetcher::<K>::new(tuning.apply(MlConfig::default())))),
             baseline => baseline.baseline(),
         }
     }
@@ -91,6 +91,50 @@ impl PrefetchKind {
             PrefetchKind::Markov => Some(Box::new(Markov::<K>::new(MarkovConfig::default()))),
             PrefetchKind::Mithril => Some(Box::new(Mithril::<K>::new(MithrilConfig::default()))),
         }
+    }
+}
+
+/// The learned predictor's settings an operator chooses, the same on both hosts
+/// (`augur serve` and `augur sim`/`augur ab` take the same flag).
+///
+/// Why the accuracy target is a setting: it is the price of a hit. On a workload
+/// whose best guess is right half the time (a walk that takes its likeliest next
+/// key with probability 0.475), no prefetcher can be above 60% accurate and still
+/// prefetch; the default declines, while a store with read capacity to spare is
+/// better served by a lower target that prefetches those guesses.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MlTuning {
+    /// Share of issued prefetches that should be read before eviction; the
+    /// threshold controller moves the probability threshold to hold it.
+    pub target_accuracy: f32,
+}
+
+impl Default for MlTuning {
+    fn default() -> Self {
+        Self { target_accuracy: MlConfig::default().target_accuracy }
+    }
+}
+
+impl MlTuning {
+    /// Lowest accepted accuracy target: below it the threshold reaches its floor
+    /// and the target no longer steers anything.
+    pub const MIN_TARGET_ACCURACY: f32 = 0.05;
+
+    /// `self` with the accuracy target `target`, which must lie in
+    /// [[`MIN_TARGET_ACCURACY`](Self::MIN_TARGET_ACCURACY), 1).
+    pub fn with_target_accuracy(self, target: f64) -> Result<Self, String> {
+        if !(f64::from(Self::MIN_TARGET_ACCURACY)..1.0).contains(&target) {
+            return Err(format!(
+                "the prefetch accuracy target must be in [{}, 1), got {target}",
+                Self::MIN_TARGET_ACCURACY
+            ));
+        }
+        Ok(Self { target_accuracy: target as f32 })
+    }
+
+    /// `config` with these settings.
+    pub fn apply(self, config: MlConfig) -> MlConfig {
+        MlConfig { target_accuracy: self.target_accuracy, ..config }
     }
 }
 

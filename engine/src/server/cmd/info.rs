@@ -282,6 +282,8 @@ fn counters(shared: &Shared, s: &EngineStats) -> Fields {
         ("prefetch_coverage", format!("{:.4}", s.prefetch_coverage)),
         ("prefetch_model_version", s.prefetch_model_version.to_string()),
         ("prefetch_threshold", format!("{:.3}", s.prefetch_threshold)),
+        ("prefetch_target_accuracy", format!("{:.3}", s.prefetch_target_accuracy)),
+        ("prefetch_drifts", s.prefetch_drifts.to_string()),
         ("prefetch_model_accuracy", format!("{:.4}", s.prefetch_model_accuracy)),
         ("prefetch_events_dropped", s.prefetch_events_dropped.to_string()),
         ("prefetch_queue_dropped", s.prefetch_queue_dropped.to_string()),
