@@ -287,7 +287,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 };
                 out.prefetch_lead_p50_us = latency_p50(&server, "prefetch_lead");
                 if v == Variant::Ml {
-                    out.drifts = server.info_field("stats", "prefetch_drifts").ok().and_then(|s| s.parse().ok());
+                    out.drifts = field("prefetch_drifts").map(|n| n as u64);
                 }
             }
             drop(server);

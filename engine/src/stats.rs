@@ -127,9 +127,11 @@ pub struct EngineStats {
     pub prefetch_model_version: u64,
     /// The predictor's probability threshold.
     pub prefetch_threshold: f64,
-    /// The accuracy the threshold is steered to hold (`--prefetch-target-accuracy`).
+    /// The accuracy the threshold is steered to hold (`--prefetch-target-accuracy`;
+    /// NaN unless `--prefetch ml`).
     pub prefetch_target_accuracy: f64,
-    /// Times the predictor's drift test (or its accuracy trigger) fired a retraining.
+    /// Drift detections of the predictor (its KS test or its accuracy trigger);
+    /// each asks for a retraining.
     pub prefetch_drifts: u64,
     /// The predictor's own accuracy estimate (issued keys requested within its horizon).
     pub prefetch_model_accuracy: f64,
@@ -251,7 +253,7 @@ impl EngineStats {
             Gauge prefetch_model_version: "The predictor's active model version (0 = none).",
             Gauge prefetch_threshold: "The predictor's probability threshold.",
             Gauge prefetch_target_accuracy: "The accuracy the predictor's threshold is steered to hold.",
-            Counter prefetch_drifts: "Drift detections that started a retraining.",
+            Counter prefetch_drifts: "Drift detections of the predictor (each asks for a retraining).",
             Gauge prefetch_model_accuracy: "The predictor's own estimate of its accuracy.",
             Gauge cached_keys: "Entries in the cache tier.",
             Gauge cached_bytes: "Weighted bytes in the cache tier.",

@@ -91,7 +91,12 @@ fn learned_prefetcher_starts_reports_and_rejects_unknown_names() {
     }
     assert_eq!(info_field(&mut con, "prefetch_model_version"), "0", "no model before enough samples");
     assert_eq!(info_field(&mut con, "prefetch_target_accuracy"), "0.400", "the operator's target");
-    assert_eq!(info_field(&mut con, "prefetch_drifts"), "0", "no model, no drift test");
+    // The predictor's threshold starts at a target below its default start.
+    while info_field(&mut con, "prefetch_threshold") == "NaN" {
+        assert!(Instant::now() < deadline, "INFO never reported the predictor's threshold");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(info_field(&mut con, "prefetch_threshold"), "0.400", "the predictor was given the target");
     let list: String = redis::cmd("AUGUR.MODEL").arg("LIST").query(&mut con).expect("AUGUR.MODEL LIST");
     assert_eq!(list, "[]", "no versions yet");
     let err = redis::cmd("AUGUR.MODEL").arg("PROMOTE").arg(3).query::<String>(&mut con).expect_err("no v3");

@@ -160,7 +160,7 @@ fn a_lower_accuracy_target_trades_store_reads_for_hits_on_a_graph_walk() {
     let kinds = [PrefetchKind::None, PrefetchKind::Ml];
     let default = run_with(GenKind::Graph, &[PolicyKind::Lru], &kinds, sizes, 0, MlTuning::default());
     let low = MlTuning::default().with_target_accuracy(0.35).expect("valid target");
-    let tuned = run_with(GenKind::Graph, &[PolicyKind::Lru], &kinds, sizes, 0, low);
+    let tuned = run_with(GenKind::Graph, &[PolicyKind::Lru], &[PrefetchKind::Ml], sizes, 0, low);
     let base = find(&default, "lru", "none");
     let (strict, loose) = (find(&default, "lru", "ml"), find(&tuned, "lru", "ml"));
     eprintln!("none {base:?}\nml at 0.65 {strict:?}\nml at 0.35 {loose:?}");
@@ -172,13 +172,16 @@ fn a_lower_accuracy_target_trades_store_reads_for_hits_on_a_graph_walk() {
     );
     assert!(loose.hit_ratio > base.hit_ratio * 1.2, "ml at 0.35: {} against none {}", loose.hit_ratio, base.hit_ratio);
     let accuracy = loose.accuracy.expect("prefetches issued");
-    assert!((0.25..0.6).contains(&accuracy), "accuracy {accuracy} should sit near its 0.35 target");
+    assert!((0.25..0.5).contains(&accuracy), "accuracy {accuracy} should sit near its 0.35 target");
 }
 
 #[test]
 fn an_accuracy_target_outside_its_range_is_refused() {
-    for bad in [0.0, 0.01, 1.0, 1.5, f64::NAN] {
+    for bad in [0.0, 0.19, 1.0, 0.999_999_99, 1.5, f64::NAN] {
         assert!(MlTuning::default().with_target_accuracy(bad).is_err(), "{bad} was accepted");
     }
-    assert!(MlTuning::default().with_target_accuracy(0.5).is_ok());
+    for good in [0.2, 0.5, 0.99] {
+        let tuning = MlTuning::default().with_target_accuracy(good).expect("in range");
+        assert_eq!(tuning.target_accuracy, good as f32);
+    }
 }

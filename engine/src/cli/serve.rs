@@ -118,7 +118,7 @@ pub struct ServeArgs {
     #[arg(long)]
     ab_window_ms: Option<u64>,
     /// `--prefetch ml`: the share of issued prefetches that should be read before
-    /// eviction, in [0.05, 1); the threshold moves to hold it. Lower trades store
+    /// eviction, in [0.2, 1); the threshold moves to hold it. Lower trades store
     /// reads for hits where the best guesses are often wrong [default: 0.65].
     #[arg(long)]
     prefetch_target_accuracy: Option<f64>,

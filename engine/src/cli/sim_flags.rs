@@ -1,6 +1,6 @@
-//! The flags `augur sim` and `augur ab` share (the trace, policies, prefetchers
-//! and cache sizes), so both commands read them, and build their [`SimPlan`],
-//! the same way.
+//! The flags `augur sim`, `augur ab` and `augur validate` share (the trace,
+//! policies, prefetchers, cache sizes and the learned prefetcher's accuracy
+//! target), so the commands read them, and build their [`SimPlan`], the same way.
 //!
 //! The help texts are `augur sim`'s; `augur ab` rewords a few of them (and gives
 //! `--prefetch` another default) with `mut_arg` where it flattens these.
@@ -39,7 +39,7 @@ pub struct SimFlags {
     #[arg(long, default_value_t = 0)]
     prefetch_delay: u64,
     /// `ml` only: the share of issued prefetches that should be read before
-    /// eviction, in [0.05, 1); the threshold moves to hold it. Lower trades store
+    /// eviction, in [0.2, 1); the threshold moves to hold it. Lower trades store
     /// reads for hits where the best guesses are often wrong [default: 0.65].
     #[arg(long)]
     prefetch_target_accuracy: Option<f64>,

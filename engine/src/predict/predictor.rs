@@ -32,6 +32,9 @@ use super::trainer::{self, TrainConfig};
 use super::PredictError;
 use crate::prefetch::{Prefetcher, SequentialKey};
 
+/// The lowest the threshold controller takes the probability threshold.
+pub const THRESHOLD_FLOOR: f32 = 0.2;
+
 /// Settings of the learned prefetcher.
 #[derive(Debug, Clone)]
 pub struct MlConfig {
@@ -235,7 +238,7 @@ impl<K: Hash + Eq + Clone + Send + SequentialKey> MlPrefetcher<K> {
             last_train_seq: 0,
             last_train_time: 0.0,
             version,
-            threshold: config.threshold.min(config.target_accuracy),
+            threshold: config.threshold.min(config.target_accuracy).max(THRESHOLD_FLOOR),
             time_s: 0.0,
             issued: 0,
             issued_labelled: 0,
@@ -424,7 +427,7 @@ impl<K: Hash + Eq + Clone + Send + SequentialKey> MlPrefetcher<K> {
                 self.record_drift(f64::NAN, f64::NAN, accuracy);
             }
         } else if accuracy > target + 0.05 {
-            self.threshold = (self.threshold - 0.01).max(0.2);
+            self.threshold = (self.threshold - 0.01).max(THRESHOLD_FLOOR);
         }
         self.window_issued = 0;
         self.window_used = 0;

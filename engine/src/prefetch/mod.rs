@@ -116,20 +116,22 @@ impl Default for MlTuning {
 }
 
 impl MlTuning {
-    /// Lowest accepted accuracy target: below it the threshold reaches its floor
-    /// and the target no longer steers anything.
-    pub const MIN_TARGET_ACCURACY: f32 = 0.05;
+    /// Lowest accepted accuracy target: the threshold's floor, below which the
+    /// controller cannot lower the threshold to chase a target.
+    pub const MIN_TARGET_ACCURACY: f32 = crate::predict::THRESHOLD_FLOOR;
 
     /// `self` with the accuracy target `target`, which must lie in
     /// [[`MIN_TARGET_ACCURACY`](Self::MIN_TARGET_ACCURACY), 1).
     pub fn with_target_accuracy(self, target: f64) -> Result<Self, String> {
-        if !(f64::from(Self::MIN_TARGET_ACCURACY)..1.0).contains(&target) {
+        // Checked as stored: 0.2 given is 0.2 kept, and 0.99999999 would round to 1.
+        let stored = target as f32;
+        if !(Self::MIN_TARGET_ACCURACY..1.0).contains(&stored) {
             return Err(format!(
                 "the prefetch accuracy target must be in [{}, 1), got {target}",
                 Self::MIN_TARGET_ACCURACY
             ));
         }
-        Ok(Self { target_accuracy: target as f32 })
+        Ok(Self { target_accuracy: stored })
     }
 
     /// `config` with these settings.
