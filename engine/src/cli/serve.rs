@@ -303,6 +303,10 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
         }
         engine.prefetch_budget.store_share = share;
     }
+    if engine.prefetch != PrefetchKind::Ml && pick!(prefetch_target_accuracy).is_some() {
+        // Only the learned predictor has a threshold to steer.
+        tracing::warn!("--prefetch-target-accuracy has no effect without --prefetch ml");
+    }
     if engine.prefetch != PrefetchKind::None && engine.eviction == EvictionKind::Moka {
         // TinyLFU admission refuses most prefetched keys (they have no request
         // history yet): in the simulator, Markov's accuracy fell from 0.68 under LRU
