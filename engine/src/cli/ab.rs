@@ -46,7 +46,9 @@ pub struct AbArgs {
     json: bool,
     /// The request position where the workload changes (e.g. half of a `shift` or
     /// `phase` trace): reports the gain before it, the dip after it and the
-    /// requests until 90% of the gain is back.
+    /// requests until 90% of the gain is back. Use with --crossover: the keys after
+    /// a change split between the groups afresh, and an A/A run (`--prefetch none`)
+    /// of a `shift` trace found the groups 0.11 apart from the change on (docs/RESULTS.md).
     #[arg(long)]
     change_at: Option<u64>,
 }
@@ -63,6 +65,12 @@ pub fn run(args: AbArgs) -> anyhow::Result<()> {
     .with_context(|| format!("A/B test on {}", plan.sim.trace.display()))?;
     report_skipped("ab", outcome.skipped, outcome.first_skip.as_deref());
     if let Some(at) = args.change_at {
+        if !args.crossover {
+            eprintln!(
+                "augur ab: --change-at without --crossover: the groups' keys after the change may differ in \
+                 popularity, which the dip and recovery would include; add --crossover to remove it"
+            );
+        }
         for r in &mut outcome.reports {
             r.recovery = recovery(r, at);
         }
