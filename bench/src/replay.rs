@@ -117,7 +117,7 @@ struct Outcome {
     /// Median `prefetch_lead` (µs): from the predictor taking a read to the
     /// prefetches it released being in memory.
     prefetch_lead_p50_us: Option<f64>,
-    /// INFO's `prefetch_drifts`: retrainings the drift test started (learned
+    /// INFO's `prefetch_drifts`: the predictor's drift detections (learned
     /// prefetcher only; the trace is stationary, so each is a false alarm).
     drifts: Option<u64>,
 }
@@ -333,7 +333,7 @@ fn markdown(args: &Args, variants: &[Variant], results: &[Vec<Outcome>], objects
          it released being in memory). Prefetch accuracy is INFO's (used + joined) / (used + joined + \
          evicted unread + late), over the keys read for prefetching; late is the share of the proposals \
          the executor took that a client's own read beat, (late + redundant) / (late + redundant + \
-         cached). Drifts: INFO's `prefetch_drifts` per round, retrainings the drift test started (the \
+         cached). Drifts: INFO's `prefetch_drifts` per round, the predictor's drift detections (the \
          trace is stationary).{}",
         args.cache_size,
         args.concurrency,

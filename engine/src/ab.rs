@@ -58,7 +58,7 @@ use serde::Serialize;
 
 use crate::predict::timeline::Timeline;
 use crate::prefetch::Prefetcher;
-use crate::sim::{CacheUser, MlTuning, PolicyKind, PrefetchKind, PrefetchingCache, SimPlan, TraceSource};
+use crate::sim::{CacheUser, PolicyKind, PrefetchKind, PrefetchingCache, SimPlan, TraceSource};
 
 /// One side of the split.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -432,7 +432,7 @@ impl ArmsRun {
     }
 }
 
-/// Replays both arms through caches of `policy`, the treatment's with `prefetch`
+/// Replays both arms through caches of `policy`, the treatment's with `prefetcher`
 /// serving the keys of group `treated`. `capacities` is indexed by group.
 ///
 /// For Belady: next-access positions are trace-wide, and a key's next request is
@@ -440,7 +440,7 @@ impl ArmsRun {
 fn replay_split(
     reader: &mut dyn TraceReader,
     policy: PolicyKind,
-    (prefetch, ml): (PrefetchKind, MlTuning),
+    prefetcher: Option<Box<dyn Prefetcher<u64>>>,
     capacities: [u64; 2],
     treated: Group,
     window: u64,
@@ -448,8 +448,7 @@ fn replay_split(
 ) -> Result<ArmsRun, TraceError> {
     struct Split<'a> {
         reader: &'a mut dyn TraceReader,
-        prefetch: PrefetchKind,
-        ml: MlTuning,
+        prefetcher: Option<Box<dyn Prefetcher<u64>>>,
         /// The control arm's capacity, then the treatment arm's.
         capacities: [u64; 2],
         treated: Group,
@@ -459,9 +458,8 @@ fn replay_split(
     impl CacheUser for Split<'_> {
         type Output = Result<ArmsRun, TraceError>;
         fn run<C: PrefetchingCache>(self, make: impl Fn(u64, Option<Box<dyn Prefetcher<u64>>>) -> C) -> Self::Output {
-            let pf = self.prefetch.build::<u64>(self.ml);
             let [cc, tc] = self.capacities;
-            let mut split = SplitCache::new(make(cc, None), make(tc, pf), self.treated, self.window);
+            let mut split = SplitCache::new(make(cc, None), make(tc, self.prefetcher), self.treated, self.window);
             let counters = harness::replay(self.reader, &mut split, self.options)?;
             let (tallies, window) = (&split.tallies, self.window);
             let timeline = split
@@ -476,7 +474,7 @@ fn replay_split(
         Group::Treatment => capacities,
         Group::Control => [capacities[1], capacities[0]],
     };
-    policy.with_cache(None, Split { reader, prefetch, ml, capacities, treated, window, options })
+    policy.with_cache(None, Split { reader, prefetcher, capacities, treated, window, options })
 }
 
 /// The trace position of the `seq`-th request the treatment arm served (its
@@ -577,7 +575,7 @@ pub fn run_ab(plan: &AbPlan, mut on_report: impl FnMut(&AbReport)) -> Result<AbO
                 let mut run = replay_split(
                     reader.as_mut(),
                     policy,
-                    (prefetch, sim.ml),
+                    prefetch.build(sim.ml),
                     split,
                     Group::Treatment,
                     window,
@@ -592,7 +590,7 @@ pub fn run_ab(plan: &AbPlan, mut on_report: impl FnMut(&AbReport)) -> Result<AbO
                     run.add(replay_split(
                         reader.as_mut(),
                         policy,
-                        (prefetch, sim.ml),
+                        prefetch.build(sim.ml),
                         split,
                         Group::Control,
                         window,

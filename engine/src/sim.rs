@@ -568,26 +568,26 @@ impl PolicyKind {
     }
 }
 
-/// Replays `reader` through one (policy, prefetcher, capacity) configuration;
-/// `ml` tunes the learned prefetcher; `mean_object_bytes` as for
-/// [`PolicyKind::with_cache`].
+/// Replays `reader` through one (policy, prefetcher, capacity) configuration
+/// (`prefetcher`: a fresh one from [`PrefetchKind::build`], `None` for demand
+/// fetching); `mean_object_bytes` as for [`PolicyKind::with_cache`].
 pub fn replay_one(
     reader: &mut dyn TraceReader,
     policy: PolicyKind,
-    (prefetch, ml): (PrefetchKind, MlTuning),
+    prefetcher: Option<Box<dyn Prefetcher<u64>>>,
     capacity: u64,
     mean_object_bytes: Option<u64>,
     options: &ReplayOptions,
 ) -> Result<Counters, TraceError> {
-    struct One<'a>(&'a mut dyn TraceReader, PrefetchKind, MlTuning, u64, &'a ReplayOptions);
+    struct One<'a>(&'a mut dyn TraceReader, Option<Box<dyn Prefetcher<u64>>>, u64, &'a ReplayOptions);
     impl CacheUser for One<'_> {
         type Output = Result<Counters, TraceError>;
         fn run<C: PrefetchingCache>(self, make: impl Fn(u64, Option<Box<dyn Prefetcher<u64>>>) -> C) -> Self::Output {
-            let One(reader, prefetch, ml, capacity, options) = self;
-            harness::replay(reader, &mut make(capacity, prefetch.build::<u64>(ml)), options)
+            let One(reader, prefetcher, capacity, options) = self;
+            harness::replay(reader, &mut make(capacity, prefetcher), options)
         }
     }
-    policy.with_cache(mean_object_bytes, One(reader, prefetch, ml, capacity, options))
+    policy.with_cache(mean_object_bytes, One(reader, prefetcher, capacity, options))
 }
 
 /// Everything `augur sim` was asked to do.
@@ -731,8 +731,8 @@ pub fn run_plan(plan: &SimPlan, mut on_report: impl FnMut(&Report)) -> Result<Si
                 let mut reader = source.open_for(policy)?;
                 let label = format!("{}/{}/{}", policy.name(), prefetch.name(), capacity);
                 let options = plan.replay_options(stats.map(|s| s.requests), label);
-                let counters =
-                    replay_one(reader.as_mut(), policy, (prefetch, plan.ml), capacity, mean_object_bytes, &options)?;
+                let prefetcher = prefetch.build(plan.ml);
+                let counters = replay_one(reader.as_mut(), policy, prefetcher, capacity, mean_object_bytes, &options)?;
                 outcome.skipped = counters.skipped;
                 if outcome.first_skip.is_none() {
                     outcome.first_skip = reader.skip_log().first().map(str::to_string);

@@ -59,6 +59,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// The learned prefetcher's settings from `--prefetch-target-accuracy` (the
+/// same flag on `augur serve` and the simulating commands): the defaults, with
+/// the accuracy target when one is given.
+fn ml_tuning(target_accuracy: Option<f64>) -> anyhow::Result<augur_engine::prefetch::MlTuning> {
+    let tuning = augur_engine::prefetch::MlTuning::default();
+    match target_accuracy {
+        Some(t) => tuning.with_target_accuracy(t).map_err(|e| anyhow::anyhow!("--prefetch-target-accuracy: {e}")),
+        None => Ok(tuning),
+    }
+}
+
 /// Logs to stderr; `RUST_LOG` overrides the default `info`.
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

@@ -259,7 +259,7 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
     if let Some(n) = pick!(prefetch_budget) {
         engine.prefetch_budget.store_reads_per_sec = n;
     }
-    engine.ml = super::sim_flags::ml_tuning(pick!(prefetch_target_accuracy))?;
+    engine.ml = super::ml_tuning(pick!(prefetch_target_accuracy))?;
     if let Some(share) = pick!(train_cpu_share) {
         if !(share > 0.0 && share <= 1.0) {
             bail!("--train-cpu-share must be in (0, 1], got {share}");

@@ -9,7 +9,7 @@ use std::io::IsTerminal;
 use std::str::FromStr;
 
 use super::trace_args::TraceArgs;
-use augur_engine::sim::{MlTuning, PolicyKind, PrefetchKind, SimPlan};
+use augur_engine::sim::{PolicyKind, PrefetchKind, SimPlan};
 use augur_simulators::size::parse_sizes;
 use augur_simulators::TraceError;
 use clap::Args;
@@ -59,18 +59,8 @@ impl SimFlags {
             ignore_obj_size: self.ignore_obj_size,
             progress: std::io::stderr().is_terminal(),
             prefetch_delay: self.prefetch_delay,
-            ml: ml_tuning(self.prefetch_target_accuracy)?,
+            ml: super::ml_tuning(self.prefetch_target_accuracy)?,
         })
-    }
-}
-
-/// The learned prefetcher's settings: the defaults, with the accuracy target
-/// when one is given. `augur serve` reads its flag of the same name through this.
-pub fn ml_tuning(target_accuracy: Option<f64>) -> anyhow::Result<MlTuning> {
-    let tuning = MlTuning::default();
-    match target_accuracy {
-        Some(t) => tuning.with_target_accuracy(t).map_err(|e| anyhow::anyhow!("--prefetch-target-accuracy: {e}")),
-        None => Ok(tuning),
     }
 }
 
