@@ -91,6 +91,9 @@ pub(crate) struct Core {
     pub(crate) prefetch: std::sync::OnceLock<PrefetchHandle>,
     /// The live A/B test, when on.
     pub(crate) ab: Option<Arc<crate::live_ab::LiveAb>>,
+    /// The learned prefetcher's accuracy target, when it is the prefetcher
+    /// (`CONFIG SET prefetch-target-accuracy` changes it).
+    pub(crate) prefetch_target: Option<crate::predict::LiveTarget>,
 }
 
 impl Core {
@@ -138,6 +141,8 @@ impl Core {
             shutdown_done: tokio::sync::Mutex::new(false),
             prefetch: std::sync::OnceLock::new(),
             ab: config.ab_window.map(|w| Arc::new(crate::live_ab::LiveAb::new(w))),
+            prefetch_target: (config.prefetch == crate::prefetch::PrefetchKind::Ml)
+                .then(|| crate::predict::LiveTarget::new(config.ml.target_accuracy)),
             config,
         });
         if let Some(ab) = core.ab.clone() {
@@ -164,6 +169,7 @@ impl Core {
             drift_window: learning.drift_window,
             drift_p_value: learning.drift_p_value,
             drift_min_statistic: learning.drift_min_statistic,
+            live_target: core.prefetch_target.clone(),
             ..crate::predict::MlConfig::default()
         });
         let prefetcher = core
@@ -659,11 +665,7 @@ impl Core {
             prefetch_coverage: crate::prefetch::service::coverage(outcomes.used, outcomes.misses),
             prefetch_model_version: status.as_ref().map_or(0, |s| u64::from(s.version)),
             prefetch_threshold: status.as_ref().map_or(f64::NAN, |s| f64::from(s.threshold)),
-            prefetch_target_accuracy: if self.config.prefetch == crate::prefetch::PrefetchKind::Ml {
-                f64::from(self.config.ml.target_accuracy)
-            } else {
-                f64::NAN
-            },
+            prefetch_target_accuracy: self.prefetch_target.as_ref().map_or(f64::NAN, |t| f64::from(t.get())),
             prefetch_drifts: status.as_ref().map_or(0, |s| s.drifts),
             prefetch_model_accuracy: status.as_ref().map_or(f64::NAN, |s| s.accuracy),
             prefetch_versions: pf

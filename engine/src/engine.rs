@@ -165,6 +165,33 @@ impl Engine {
         self.inner.access_log.enabled()
     }
 
+    /// The learned prefetcher's accuracy target now (`None`: another prefetcher
+    /// or none).
+    pub fn prefetch_target_accuracy(&self) -> Option<f32> {
+        self.inner.prefetch_target.as_ref().map(|t| t.get())
+    }
+
+    /// A checked accuracy target (see [`MlTuning::with_target_accuracy`]) for
+    /// [`set_prefetch_target_accuracy`](Self::set_prefetch_target_accuracy): an
+    /// error if the server has no learned prefetcher or `target` is out of range.
+    ///
+    /// [`MlTuning::with_target_accuracy`]: crate::prefetch::MlTuning::with_target_accuracy
+    pub fn check_prefetch_target_accuracy(&self, target: f64) -> Result<f32, String> {
+        if self.inner.prefetch_target.is_none() {
+            return Err("only the learned prefetcher has an accuracy target (start with --prefetch ml)".into());
+        }
+        Ok(crate::prefetch::MlTuning::default().with_target_accuracy(target)?.target_accuracy)
+    }
+
+    /// Changes the learned prefetcher's accuracy target at run time; `target`
+    /// comes from [`check_prefetch_target_accuracy`](Self::check_prefetch_target_accuracy).
+    /// The predictor restarts its threshold at the new target with its next request.
+    pub fn set_prefetch_target_accuracy(&self, target: f32) {
+        if let Some(cell) = &self.inner.prefetch_target {
+            cell.set(target);
+        }
+    }
+
     /// Moves the calling client connection's buffered access-log events into the
     /// log (see `access_log`): the server calls it once per pipelined batch,
     /// before replying.

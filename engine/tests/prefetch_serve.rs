@@ -97,6 +97,27 @@ fn learned_prefetcher_starts_reports_and_rejects_unknown_names() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(info_field(&mut con, "prefetch_threshold"), "0.400", "the predictor was given the target");
+
+    // An operator changes the target while serving; a bad value changes nothing.
+    let set = |con: &mut redis::Connection, value: &str| {
+        redis::cmd("CONFIG").arg("SET").arg("prefetch-target-accuracy").arg(value).query::<()>(con)
+    };
+    for bad in ["1", "0.1", "most"] {
+        let err = set(&mut con, bad).expect_err("out of range or not a number");
+        assert!(err.to_string().contains("prefetch-target-accuracy"), "{err}");
+    }
+    set(&mut con, "0.3").expect("CONFIG SET prefetch-target-accuracy 0.3");
+    let got: Vec<String> =
+        redis::cmd("CONFIG").arg("GET").arg("prefetch-target-accuracy").query(&mut con).expect("CONFIG GET");
+    assert_eq!(got, ["prefetch-target-accuracy", "0.3"]);
+    assert_eq!(info_field(&mut con, "prefetch_target_accuracy"), "0.300");
+    // The predictor takes the new target up with its next request.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while info_field(&mut con, "prefetch_threshold") != "0.300" {
+        assert!(Instant::now() < deadline, "the predictor never restarted its threshold at the new target");
+        let _: Option<String> = con.get("k0").expect("GET");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let list: String = redis::cmd("AUGUR.MODEL").arg("LIST").query(&mut con).expect("AUGUR.MODEL LIST");
     assert_eq!(list, "[]", "no versions yet");
     let err = redis::cmd("AUGUR.MODEL").arg("PROMOTE").arg(3).query::<String>(&mut con).expect_err("no v3");

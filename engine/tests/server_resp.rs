@@ -716,6 +716,7 @@ async fn config_get_and_set() {
     assert_eq!(all.field("requirepass").text(), "");
     assert_eq!(all.field("maxclients").text(), "10000");
     assert_eq!(all.field("proto-max-bulk-len").text(), (64 * 1024 * 1024).to_string());
+    assert_eq!(all.field("prefetch-target-accuracy").text(), "", "no learned prefetcher, no target");
     let some = c.query(&[b"CONFIG", b"GET", b"APPEND*", b"appendonly", b"max?lients"]).await;
     let names: Vec<String> = some.pairs().into_iter().map(|(k, _)| k).collect();
     assert_eq!(names, ["appendfsync", "appendonly", "maxclients"]);
@@ -742,6 +743,11 @@ async fn config_get_and_set() {
     c.call(&[b"CONFIG", b"GET", b"maxclients"], b"*2\r\n$10\r\nmaxclients\r\n$1\r\n5\r\n").await;
     c.call(&[b"CONFIG", b"SET", b"timeout"], b"-ERR wrong number of arguments for 'config|set' command\r\n").await;
     c.call(&[b"CONFIG", b"SET", b"timeout", b"0"], b"+OK\r\n").await;
+    c.call(
+        &[b"CONFIG", b"SET", b"prefetch-target-accuracy", b"0.5"],
+        b"-ERR CONFIG SET failed (possibly related to argument 'prefetch-target-accuracy') - only the learned prefetcher has an accuracy target (start with --prefetch ml)\r\n",
+    )
+    .await;
 
     c.query(&[b"HELLO", b"3"]).await;
     c.call(&[b"CONFIG", b"GET", b"save"], b"%1\r\n$4\r\nsave\r\n$0\r\n\r\n").await;

@@ -59,9 +59,21 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// The learned prefetcher's settings from `--prefetch-target-accuracy` (the
-/// same flag on `augur serve` and the simulating commands): the defaults, with
-/// the accuracy target when one is given.
+/// The learned prefetcher's flag, the same on `augur serve` and the simulating
+/// commands (`augur sim`, `augur ab`, `augur validate`).
+#[derive(Debug, clap::Args, Default)]
+struct MlTuningArgs {
+    /// With `--prefetch ml`: the share of issued prefetches that should be read
+    /// before eviction, in [0.2, 1); the threshold moves to hold it. Lower trades
+    /// store reads for hits where the best guesses are often wrong (a server also
+    /// takes `CONFIG SET prefetch-target-accuracy`) [default: 0.65].
+    #[arg(long)]
+    prefetch_target_accuracy: Option<f64>,
+}
+
+/// The learned prefetcher's settings from `--prefetch-target-accuracy` (or, for
+/// `augur serve`, its file key): the defaults, with the accuracy target when one
+/// is given.
 fn ml_tuning(target_accuracy: Option<f64>) -> anyhow::Result<augur_engine::prefetch::MlTuning> {
     let tuning = augur_engine::prefetch::MlTuning::default();
     match target_accuracy {

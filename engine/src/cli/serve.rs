@@ -117,11 +117,8 @@ pub struct ServeArgs {
     /// Length of one A/B window in milliseconds [default: 10000].
     #[arg(long)]
     ab_window_ms: Option<u64>,
-    /// `--prefetch ml`: the share of issued prefetches that should be read before
-    /// eviction, in [0.2, 1); the threshold moves to hold it. Lower trades store
-    /// reads for hits where the best guesses are often wrong [default: 0.65].
-    #[arg(long)]
-    prefetch_target_accuracy: Option<f64>,
+    #[command(flatten)]
+    ml: super::MlTuningArgs,
     /// Most of one core `--prefetch ml`'s background training may use, 0-1 [default: 0.5].
     #[arg(long)]
     train_cpu_share: Option<f64>,
@@ -211,6 +208,7 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
             args.$field.or(file.$field)
         };
     }
+    let prefetch_target_accuracy = args.ml.prefetch_target_accuracy.or(file.prefetch_target_accuracy);
     let store: StoreSpec = pick!(store)
         .unwrap_or_else(|| "rocksdb:./augur-data/rocksdb".into())
         .parse()
@@ -259,7 +257,7 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
     if let Some(n) = pick!(prefetch_budget) {
         engine.prefetch_budget.store_reads_per_sec = n;
     }
-    engine.ml = super::ml_tuning(pick!(prefetch_target_accuracy))?;
+    engine.ml = super::ml_tuning(prefetch_target_accuracy)?;
     if let Some(share) = pick!(train_cpu_share) {
         if !(share > 0.0 && share <= 1.0) {
             bail!("--train-cpu-share must be in (0, 1], got {share}");
@@ -303,7 +301,7 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
         }
         engine.prefetch_budget.store_share = share;
     }
-    if engine.prefetch != PrefetchKind::Ml && pick!(prefetch_target_accuracy).is_some() {
+    if engine.prefetch != PrefetchKind::Ml && prefetch_target_accuracy.is_some() {
         // Only the learned predictor has a threshold to steer.
         tracing::warn!("--prefetch-target-accuracy has no effect without --prefetch ml");
     }
@@ -473,7 +471,10 @@ mod tests {
         assert!(bad(ServeArgs { durability: Some("maybe".into()), ..Default::default() }).contains("--durability"));
         assert!(bad(ServeArgs { store: Some("mysql:x".into()), ..Default::default() }).contains("--store"));
         for target in [0.0, 1.0, 1.5] {
-            let args = ServeArgs { prefetch_target_accuracy: Some(target), ..Default::default() };
+            let args = ServeArgs {
+                ml: super::super::MlTuningArgs { prefetch_target_accuracy: Some(target) },
+                ..Default::default()
+            };
             assert!(bad(args).contains("--prefetch-target-accuracy"), "{target} accepted");
         }
         let dir = tempfile::tempdir().expect("tempdir");

@@ -38,11 +38,8 @@ pub struct SimFlags {
     /// own); a key a client writes meanwhile makes it late (pf_late).
     #[arg(long, default_value_t = 0)]
     prefetch_delay: u64,
-    /// `ml` only: the share of issued prefetches that should be read before
-    /// eviction, in [0.2, 1); the threshold moves to hold it. Lower trades store
-    /// reads for hits where the best guesses are often wrong [default: 0.65].
-    #[arg(long)]
-    prefetch_target_accuracy: Option<f64>,
+    #[command(flatten)]
+    ml: super::MlTuningArgs,
 }
 
 impl SimFlags {
@@ -59,7 +56,7 @@ impl SimFlags {
             ignore_obj_size: self.ignore_obj_size,
             progress: std::io::stderr().is_terminal(),
             prefetch_delay: self.prefetch_delay,
-            ml: super::ml_tuning(self.prefetch_target_accuracy)?,
+            ml: super::ml_tuning(self.ml.prefetch_target_accuracy)?,
         })
     }
 }

@@ -31,7 +31,7 @@ pub mod torch;
 pub mod trainer;
 
 pub use self::model::ModelKind;
-pub use self::predictor::{DriftEvent, MlConfig, MlPrefetcher, PredictorStatus, THRESHOLD_FLOOR};
+pub use self::predictor::{DriftEvent, LiveTarget, MlConfig, MlPrefetcher, PredictorStatus, THRESHOLD_FLOOR};
 
 /// Why training or scoring failed.
 #[derive(Debug, thiserror::Error)]

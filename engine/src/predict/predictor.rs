@@ -18,9 +18,14 @@
 //! average, the controller keeps it right when the workload shifts. It starts no
 //! higher than the target because the controller only hears about prefetches it
 //! issued: on a workload whose best candidates score 0.5, a threshold of 0.6 would
-//! issue nothing, hear nothing and never come down to a target of 0.35.
+//! issue nothing, hear nothing and never come down to a target of 0.35. For the
+//! same reason a threshold that a bad spell pushed above every score of a later
+//! model would stay there: when no outcome has come back for `RELAX_AFTER`
+//! requests, the threshold halves its distance to the start, never going below it.
 
 use std::hash::Hash;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use super::candidates;
@@ -34,6 +39,31 @@ use crate::prefetch::{Prefetcher, SequentialKey};
 
 /// The lowest the threshold controller takes the probability threshold.
 pub const THRESHOLD_FLOOR: f32 = 0.2;
+
+/// The accuracy target as a server changes it at runtime (`CONFIG SET
+/// prefetch-target-accuracy`): the connection that sets it writes, the predictor
+/// thread reads it once per request and, on a change, restarts its threshold
+/// there. An atomic rather than a message, so the setting is in force for INFO
+/// and `CONFIG GET` the moment it is acknowledged.
+#[derive(Debug, Clone)]
+pub struct LiveTarget(Arc<AtomicU32>);
+
+impl LiveTarget {
+    /// A cell holding `target`.
+    pub fn new(target: f32) -> Self {
+        Self(Arc::new(AtomicU32::new(target.to_bits())))
+    }
+
+    /// The target now.
+    pub fn get(&self) -> f32 {
+        f32::from_bits(self.0.load(Ordering::Relaxed))
+    }
+
+    /// Sets the target; the caller has checked its range.
+    pub fn set(&self, target: f32) {
+        self.0.store(target.to_bits(), Ordering::Relaxed);
+    }
+}
 
 /// Settings of the learned prefetcher.
 #[derive(Debug, Clone)]
@@ -61,6 +91,9 @@ pub struct MlConfig {
     pub threshold: f32,
     /// Accuracy the threshold controller aims for.
     pub target_accuracy: f32,
+    /// Where a server's operator changes `target_accuracy` at runtime (`None`:
+    /// fixed, as in the simulator).
+    pub live_target: Option<LiveTarget>,
     /// What to train.
     pub train: TrainConfig,
     /// Scores per window of the drift test (reference: after a model is
@@ -95,6 +128,7 @@ impl Default for MlConfig {
             retrain_every_s: None,
             threshold: 0.6,
             target_accuracy: 0.65,
+            live_target: None,
             // The GRU is compared offline (`augur predict`) but not retrained online:
             // it validated worse than the MLP at 20x the training time.
             train: TrainConfig {
@@ -178,6 +212,8 @@ pub struct MlPrefetcher<K> {
     outcomes_used: u64,
     outcomes_total: u64,
     last_window_accuracy: f64,
+    /// Requests since the cache last reported an outcome of an issued prefetch.
+    requests_since_outcome: u64,
     reference_scores: Vec<f64>,
     recent_scores: std::collections::VecDeque<f64>,
     scores_since_test: usize,
@@ -194,6 +230,19 @@ pub struct MlPrefetcher<K> {
 /// Requests a time-scheduled retraining needs since the last one: fewer would
 /// retrain on almost the same samples.
 const MIN_NEW_REQUESTS: u64 = 5_000;
+
+/// Requests with no outcome reported after which a threshold above its start is
+/// relaxed toward it: about 30 horizons, long enough for a prefetch issued at
+/// the start of the stretch to have been read or, in all but a very large cache,
+/// evicted.
+const RELAX_AFTER: u64 = 2_000;
+
+/// Where the threshold starts: calibration makes the target itself the right
+/// threshold on average, but no higher than the configured start and never
+/// below the floor.
+fn start_threshold(config: &MlConfig) -> f32 {
+    config.threshold.min(config.target_accuracy).max(THRESHOLD_FLOOR)
+}
 
 type TrainingResult = Result<(Vec<TrainedModel>, usize), PredictError>;
 
@@ -238,7 +287,7 @@ impl<K: Hash + Eq + Clone + Send + SequentialKey> MlPrefetcher<K> {
             last_train_seq: 0,
             last_train_time: 0.0,
             version,
-            threshold: config.threshold.min(config.target_accuracy).max(THRESHOLD_FLOOR),
+            threshold: start_threshold(&config),
             time_s: 0.0,
             issued: 0,
             issued_labelled: 0,
@@ -248,6 +297,7 @@ impl<K: Hash + Eq + Clone + Send + SequentialKey> MlPrefetcher<K> {
             outcomes_used: 0,
             outcomes_total: 0,
             last_window_accuracy: f64::NAN,
+            requests_since_outcome: 0,
             reference_scores: Vec::new(),
             recent_scores: std::collections::VecDeque::new(),
             scores_since_test: 0,
@@ -410,6 +460,9 @@ impl<K: Hash + Eq + Clone + Send + SequentialKey> MlPrefetcher<K> {
     /// confidence, and raising the threshold only trades late prefetches for
     /// none (`augur sim --prefetch-delay` shows the effect offline).
     fn steer(&mut self, used: u64, wasted: u64, late: u64) {
+        if used + wasted + late > 0 {
+            self.requests_since_outcome = 0;
+        }
         self.outcomes_used += used;
         self.outcomes_total += used + wasted + late;
         self.window_used += used;
@@ -431,6 +484,41 @@ impl<K: Hash + Eq + Clone + Send + SequentialKey> MlPrefetcher<K> {
         }
         self.window_issued = 0;
         self.window_used = 0;
+    }
+
+    /// Takes up a target the operator changed: the threshold restarts where a
+    /// new target puts it, and the controller's window (outcomes measured
+    /// against the old target) starts afresh.
+    fn follow_live_target(&mut self) {
+        let Some(target) = self.config.live_target.as_ref().map(LiveTarget::get) else {
+            return;
+        };
+        if target == self.config.target_accuracy {
+            return;
+        }
+        tracing::info!(from = self.config.target_accuracy, to = target, "predictor: accuracy target changed");
+        self.config.target_accuracy = target;
+        self.threshold = start_threshold(&self.config);
+        self.window_issued = 0;
+        self.window_used = 0;
+        self.requests_since_outcome = 0;
+    }
+
+    /// Called once per request: a threshold that hears nothing is relaxed toward
+    /// its start. Above every score it issues nothing and so would never hear
+    /// the outcomes that could bring it down (a model retrained after a bad
+    /// spell scores differently from the one the threshold was raised for).
+    fn relax_if_unheard(&mut self) {
+        self.requests_since_outcome += 1;
+        if self.requests_since_outcome < RELAX_AFTER {
+            return;
+        }
+        self.requests_since_outcome = 0;
+        let start = start_threshold(&self.config);
+        if self.threshold > start {
+            let halfway = start + (self.threshold - start) / 2.0;
+            self.threshold = if halfway - start < 0.01 { start } else { halfway };
+        }
     }
 
     fn record_drift(&mut self, statistic: f64, p_value: f64, accuracy: f64) {
@@ -535,6 +623,8 @@ impl<K: Hash + Eq + Clone + Send + SequentialKey> MlPrefetcher<K> {
     fn observe(&mut self, key: &K, hit: bool) {
         let hash = key_hash(key);
         self.state.observe(key, hash, hit, self.time_s);
+        self.follow_live_target();
+        self.relax_if_unheard();
         let seq = self.state.seq;
         let state = &self.state;
         let mut outcomes = Vec::new();
@@ -702,5 +792,30 @@ mod tests {
         assert_eq!(low.status().threshold, 0.35);
         let default = MlPrefetcher::<u64>::new(config(None));
         assert_eq!(default.status().threshold, MlConfig::default().threshold, "the default target is above it");
+    }
+
+    #[test]
+    fn a_raised_threshold_that_hears_no_outcomes_relaxes_to_its_start_and_no_lower() {
+        let mut p = MlPrefetcher::<u64>::new(config(None));
+        let start = p.status().threshold;
+        // A bad spell: every prefetch read from the store was wasted.
+        for _ in 0..8 {
+            p.on_outcomes(0, 200, 0);
+        }
+        let raised = p.status().threshold;
+        assert!(raised > start + 0.2, "raised to {raised}");
+        // While outcomes keep coming at the target, the controller's setting holds.
+        for i in 0..10 {
+            feed(&mut p, i * 1_000, 1_000, 1.0);
+            p.on_outcomes(13, 7, 0);
+        }
+        assert_eq!(p.status().threshold, raised);
+        // Nothing heard for RELAX_AFTER requests: halfway back to the start.
+        feed(&mut p, 10_000, RELAX_AFTER, 1.0);
+        let halfway = p.status().threshold;
+        assert!((halfway - (start + (raised - start) / 2.0)).abs() < 1e-6, "{halfway}");
+        // Still nothing: down to the start, and it stays there.
+        feed(&mut p, 10_000 + RELAX_AFTER, 20 * RELAX_AFTER, 1.0);
+        assert_eq!(p.status().threshold, start);
     }
 }

@@ -24,6 +24,7 @@ const PARAMS: &[&str] = &[
     "maxclients",
     "maxmemory",
     "port",
+    "prefetch-target-accuracy",
     "proto-max-bulk-len",
     "requirepass",
     "save",
@@ -43,6 +44,7 @@ enum Change {
     MaxClients(usize),
     TimeoutSecs(u64),
     MaxBulkLen(usize),
+    PrefetchTarget(f32),
 }
 
 impl Config {
@@ -94,7 +96,7 @@ impl Config {
                     "GET <pattern>",
                     "    Return parameters matching the glob-like <pattern> and their values.",
                     "SET <directive> <value>",
-                    "    Set the configuration <directive> to <value> (maxclients, timeout, proto-max-bulk-len).",
+                    "    Set the configuration <directive> to <value> (maxclients, timeout, proto-max-bulk-len, access-log, prefetch-target-accuracy).",
                     "HELP",
                     "    Print this help.",
                 ]
@@ -117,6 +119,10 @@ fn value(shared: &Shared, name: &str) -> String {
         "maxclients" => shared.max_clients.load(Ordering::Relaxed).to_string(),
         "maxmemory" => engine.cache_bytes.to_string(),
         "port" => shared.local_addr.port().to_string(),
+        // Empty when the learned prefetcher is not the one running: there is no target.
+        "prefetch-target-accuracy" => {
+            shared.engine.prefetch_target_accuracy().map_or_else(String::new, |t| t.to_string())
+        }
         "proto-max-bulk-len" => shared.max_bulk_len.load(Ordering::Relaxed).to_string(),
         // Redis echoes the password; Augur only says whether one is set.
         "requirepass" if shared.requirepass.is_some() => "***".to_string(),
@@ -163,6 +169,13 @@ fn set(shared: &Shared, pairs: &[(Bytes, Bytes)]) -> Result<(), String> {
                     _ => return Err(failed("argument must be between 1048576 and 9223372036854775807 inclusive")),
                 }
             }
+            "prefetch-target-accuracy" => {
+                let target = std::str::from_utf8(value)
+                    .ok()
+                    .and_then(|text| text.trim().parse::<f64>().ok())
+                    .ok_or_else(|| failed("argument couldn't be parsed into a number"))?;
+                Change::PrefetchTarget(shared.engine.check_prefetch_target_accuracy(target).map_err(|e| failed(&e))?)
+            }
             _ => return Err(failed("can't set immutable config")),
         };
         changes.push(change);
@@ -173,6 +186,7 @@ fn set(shared: &Shared, pairs: &[(Bytes, Bytes)]) -> Result<(), String> {
             Change::AccessLog(on) => shared.engine.set_access_log(on),
             Change::TimeoutSecs(secs) => shared.idle_timeout_ms.store(secs.saturating_mul(1000), Ordering::Relaxed),
             Change::MaxBulkLen(n) => shared.max_bulk_len.store(n, Ordering::Relaxed),
+            Change::PrefetchTarget(target) => shared.engine.set_prefetch_target_accuracy(target),
         }
     }
     Ok(())
