@@ -102,14 +102,16 @@ fn learned_prefetcher_starts_reports_and_rejects_unknown_names() {
     let set = |con: &mut redis::Connection, value: &str| {
         redis::cmd("CONFIG").arg("SET").arg("prefetch-target-accuracy").arg(value).query::<()>(con)
     };
-    for bad in ["1", "0.1", "most"] {
+    let get = |con: &mut redis::Connection| {
+        redis::cmd("CONFIG").arg("GET").arg("prefetch-target-accuracy").query::<Vec<String>>(con).expect("CONFIG GET")
+    };
+    for (bad, why) in [("1", "[0.2, 1)"), ("0.1", "[0.2, 1)"), ("most", "couldn't be parsed into a number")] {
         let err = set(&mut con, bad).expect_err("out of range or not a number");
-        assert!(err.to_string().contains("prefetch-target-accuracy"), "{err}");
+        assert!(err.to_string().contains(why), "{bad}: {err}");
     }
+    assert_eq!(get(&mut con), ["prefetch-target-accuracy", "0.4"], "a refused value changes nothing");
     set(&mut con, "0.3").expect("CONFIG SET prefetch-target-accuracy 0.3");
-    let got: Vec<String> =
-        redis::cmd("CONFIG").arg("GET").arg("prefetch-target-accuracy").query(&mut con).expect("CONFIG GET");
-    assert_eq!(got, ["prefetch-target-accuracy", "0.3"]);
+    assert_eq!(get(&mut con), ["prefetch-target-accuracy", "0.3"]);
     assert_eq!(info_field(&mut con, "prefetch_target_accuracy"), "0.300");
     // The predictor takes the new target up with its next request.
     let deadline = Instant::now() + Duration::from_secs(10);

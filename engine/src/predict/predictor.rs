@@ -20,11 +20,12 @@
 //! issued: on a workload whose best candidates score 0.5, a threshold of 0.6 would
 //! issue nothing, hear nothing and never come down to a target of 0.35. For the
 //! same reason a threshold that a bad spell pushed above every score of a later
-//! model would stay there: when no outcome has come back for `RELAX_AFTER`
-//! requests, the threshold halves its distance to the start, never going below it.
+//! model would stay there: when nothing has been issued and no outcome has come
+//! back for `RELAX_AFTER` requests, the threshold halves its distance to the
+//! start, never going below it.
 
 use std::hash::Hash;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -42,26 +43,40 @@ pub const THRESHOLD_FLOOR: f32 = 0.2;
 
 /// The accuracy target as a server changes it at runtime (`CONFIG SET
 /// prefetch-target-accuracy`): the connection that sets it writes, the predictor
-/// thread reads it once per request and, on a change, restarts its threshold
+/// thread reads it once per request and, on every set, restarts its threshold
 /// there. An atomic rather than a message, so the setting is in force for INFO
-/// and `CONFIG GET` the moment it is acknowledged.
+/// and `CONFIG GET` the moment it is acknowledged. The high 32 bits count the
+/// sets, so setting the value already in force (an operator un-sticking the
+/// threshold) or A, B, A between two requests is still seen as a set.
 #[derive(Debug, Clone)]
-pub struct LiveTarget(Arc<AtomicU32>);
+pub struct LiveTarget(Arc<AtomicU64>);
 
 impl LiveTarget {
     /// A cell holding `target`.
     pub fn new(target: f32) -> Self {
-        Self(Arc::new(AtomicU32::new(target.to_bits())))
+        Self(Arc::new(AtomicU64::new(u64::from(target.to_bits()))))
     }
 
     /// The target now.
     pub fn get(&self) -> f32 {
-        f32::from_bits(self.0.load(Ordering::Relaxed))
+        Self::target_of(self.raw())
     }
 
     /// Sets the target; the caller has checked its range.
     pub fn set(&self, target: f32) {
-        self.0.store(target.to_bits(), Ordering::Relaxed);
+        let _ = self.0.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |raw| {
+            let sets = (raw >> 32).wrapping_add(1) & u64::from(u32::MAX);
+            Some((sets << 32) | u64::from(target.to_bits()))
+        });
+    }
+
+    /// The target and its set count, as one value: unequal after every set.
+    fn raw(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn target_of(raw: u64) -> f32 {
+        f32::from_bits(raw as u32)
     }
 }
 
@@ -212,8 +227,11 @@ pub struct MlPrefetcher<K> {
     outcomes_used: u64,
     outcomes_total: u64,
     last_window_accuracy: f64,
-    /// Requests since the cache last reported an outcome of an issued prefetch.
-    requests_since_outcome: u64,
+    /// Requests since the predictor last issued a prefetch or heard an outcome
+    /// of one: only a threshold that does neither is stranded.
+    requests_unheard: u64,
+    /// The last [`LiveTarget`] value taken up (target and set count).
+    live_target_seen: u64,
     reference_scores: Vec<f64>,
     recent_scores: std::collections::VecDeque<f64>,
     scores_since_test: usize,
@@ -231,10 +249,12 @@ pub struct MlPrefetcher<K> {
 /// retrain on almost the same samples.
 const MIN_NEW_REQUESTS: u64 = 5_000;
 
-/// Requests with no outcome reported after which a threshold above its start is
-/// relaxed toward it: about 30 horizons, long enough for a prefetch issued at
-/// the start of the stretch to have been read or, in all but a very large cache,
-/// evicted.
+/// Requests with nothing issued and no outcome heard after which a threshold
+/// above its start is relaxed toward it: about 30 horizons. Issuing counts as
+/// activity because an outcome can take far longer than this to come back (an
+/// unread prefetch is reported only when evicted, and a server reports outcomes
+/// in batches every 200 ms), and relaxing a threshold whose prefetches are still
+/// in flight would undo the controller's raises.
 const RELAX_AFTER: u64 = 2_000;
 
 /// Where the threshold starts: calibration makes the target itself the right
@@ -297,7 +317,8 @@ impl<K: Hash + Eq + Clone + Send + SequentialKey> MlPrefetcher<K> {
             outcomes_used: 0,
             outcomes_total: 0,
             last_window_accuracy: f64::NAN,
-            requests_since_outcome: 0,
+            requests_unheard: 0,
+            live_target_seen: config.live_target.as_ref().map_or(0, LiveTarget::raw),
             reference_scores: Vec::new(),
             recent_scores: std::collections::VecDeque::new(),
             scores_since_test: 0,
@@ -461,7 +482,7 @@ impl<K: Hash + Eq + Clone + Send + SequentialKey> MlPrefetcher<K> {
     /// none (`augur sim --prefetch-delay` shows the effect offline).
     fn steer(&mut self, used: u64, wasted: u64, late: u64) {
         if used + wasted + late > 0 {
-            self.requests_since_outcome = 0;
+            self.requests_unheard = 0;
         }
         self.outcomes_used += used;
         self.outcomes_total += used + wasted + late;
@@ -490,30 +511,32 @@ impl<K: Hash + Eq + Clone + Send + SequentialKey> MlPrefetcher<K> {
     /// new target puts it, and the controller's window (outcomes measured
     /// against the old target) starts afresh.
     fn follow_live_target(&mut self) {
-        let Some(target) = self.config.live_target.as_ref().map(LiveTarget::get) else {
+        let Some(raw) = self.config.live_target.as_ref().map(LiveTarget::raw) else {
             return;
         };
-        if target == self.config.target_accuracy {
+        if raw == self.live_target_seen {
             return;
         }
-        tracing::info!(from = self.config.target_accuracy, to = target, "predictor: accuracy target changed");
+        self.live_target_seen = raw;
+        let target = LiveTarget::target_of(raw);
+        tracing::info!(from = self.config.target_accuracy, to = target, "predictor: accuracy target set");
         self.config.target_accuracy = target;
         self.threshold = start_threshold(&self.config);
         self.window_issued = 0;
         self.window_used = 0;
-        self.requests_since_outcome = 0;
+        self.requests_unheard = 0;
     }
 
-    /// Called once per request: a threshold that hears nothing is relaxed toward
-    /// its start. Above every score it issues nothing and so would never hear
-    /// the outcomes that could bring it down (a model retrained after a bad
-    /// spell scores differently from the one the threshold was raised for).
+    /// Called once per request: a threshold that neither issues nor hears is
+    /// relaxed toward its start. Above every score it issues nothing and so would
+    /// never hear the outcomes that could bring it down (a model retrained after
+    /// a bad spell scores differently from the one the threshold was raised for).
     fn relax_if_unheard(&mut self) {
-        self.requests_since_outcome += 1;
-        if self.requests_since_outcome < RELAX_AFTER {
+        self.requests_unheard += 1;
+        if self.requests_unheard < RELAX_AFTER {
             return;
         }
-        self.requests_since_outcome = 0;
+        self.requests_unheard = 0;
         let start = start_threshold(&self.config);
         if self.threshold > start {
             let halfway = start + (self.threshold - start) / 2.0;
@@ -717,6 +740,7 @@ impl<K: Hash + Eq + Clone + Send + SequentialKey> Prefetcher<K> for MlPrefetcher
 
     fn on_issued(&mut self, key: &K) {
         self.issued += 1;
+        self.requests_unheard = 0;
         // Search every pending sample: the host may issue (or, with a simulated
         // prefetch delay, land) a proposal several requests after it was made.
         self.labeller.mark_issued(key_hash(key), usize::MAX);
@@ -810,12 +834,20 @@ mod tests {
             p.on_outcomes(13, 7, 0);
         }
         assert_eq!(p.status().threshold, raised);
-        // Nothing heard for RELAX_AFTER requests: halfway back to the start.
-        feed(&mut p, 10_000, RELAX_AFTER, 1.0);
+        // Prefetches still being issued, their outcomes slow to come back (a large
+        // cache, a server reporting in batches): not stranded, so it holds.
+        for i in 0..4 {
+            feed(&mut p, 10_000 + i * 1_000, 1_000, 1.0);
+            p.on_issued(&(i % 100));
+        }
+        p.on_outcomes(13, 7, 0);
+        assert_eq!(p.status().threshold, raised, "relaxed while prefetches were in flight");
+        // Nothing issued and nothing heard for RELAX_AFTER requests: halfway back to the start.
+        feed(&mut p, 14_000, RELAX_AFTER, 1.0);
         let halfway = p.status().threshold;
         assert!((halfway - (start + (raised - start) / 2.0)).abs() < 1e-6, "{halfway}");
         // Still nothing: down to the start, and it stays there.
-        feed(&mut p, 10_000 + RELAX_AFTER, 20 * RELAX_AFTER, 1.0);
+        feed(&mut p, 14_000 + RELAX_AFTER, 20 * RELAX_AFTER, 1.0);
         assert_eq!(p.status().threshold, start);
     }
 }
