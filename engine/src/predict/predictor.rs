@@ -850,4 +850,26 @@ mod tests {
         feed(&mut p, 14_000 + RELAX_AFTER, 20 * RELAX_AFTER, 1.0);
         assert_eq!(p.status().threshold, start);
     }
+
+    #[test]
+    fn every_set_of_the_live_target_restarts_the_threshold_even_to_the_same_value() {
+        let live = LiveTarget::new(0.65);
+        let mut p = MlPrefetcher::<u64>::new(MlConfig { live_target: Some(live.clone()), ..config(None) });
+        let start = p.status().threshold;
+        for _ in 0..4 {
+            p.on_outcomes(0, 200, 0);
+        }
+        assert!(p.status().threshold > start, "raised by wasted prefetches");
+        feed(&mut p, 0, 1, 1.0);
+        assert!(p.status().threshold > start, "no set, no restart");
+        // An operator sets the value already in force to un-stick the threshold.
+        live.set(0.65);
+        feed(&mut p, 1, 1, 1.0);
+        assert_eq!(p.status().threshold, start);
+        live.set(0.3);
+        live.set(0.5);
+        feed(&mut p, 2, 1, 1.0);
+        assert_eq!(p.status().threshold, 0.5, "the last of several sets between two requests");
+        assert_eq!(live.get(), 0.5);
+    }
 }
