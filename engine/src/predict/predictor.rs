@@ -65,8 +65,7 @@ impl LiveTarget {
     /// Sets the target; the caller has checked its range.
     pub fn set(&self, target: f32) {
         let _ = self.0.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |raw| {
-            let sets = (raw >> 32).wrapping_add(1) & u64::from(u32::MAX);
-            Some((sets << 32) | u64::from(target.to_bits()))
+            Some((raw & !u64::from(u32::MAX)).wrapping_add(1 << 32) | u64::from(target.to_bits()))
         });
     }
 
